@@ -1,0 +1,140 @@
+"""The composition root: ``create_app(settings)`` builds the Flask server and the Dash app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import Flask, Response, jsonify, render_template_string, request
+from flask_wtf.csrf import CSRFError
+
+from dashapp import api, auth, health, security
+from dashapp.extensions import csrf, limiter
+from dashapp.logging_setup import configure_logging
+from dashapp.settings import Settings
+from services import audit, crypto, database
+from services.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+_ERROR_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<link rel="stylesheet" href="/static/css/bootstrap.min.css"></head><body class="container py-5">
+<h1 class="h4">{{ title }}</h1><p>{{ message }}</p><a href="/">Back to the dashboard</a></body></html>"""
+
+
+def alembic_head() -> str | None:
+    """Return the newest migration revision shipped with this code."""
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    ini = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
+    return ScriptDirectory.from_config(Config(str(ini))).get_current_head()
+
+
+def _configure_flask(app: Flask, settings: Settings) -> None:
+    assert settings.SECRET_KEY is not None  # noqa: S101 - require_complete() checked it
+    cross_site = settings.EMBED_CROSS_SITE
+    app.config.update(
+        SECRET_KEY=settings.SECRET_KEY.get_secret_value(),
+        FINOPS_SETTINGS=settings,
+        DEBUG=settings.DEBUG,
+        SESSION_COOKIE_NAME="finops_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.SESSION_COOKIE_SECURE or cross_site,
+        SESSION_COOKIE_SAMESITE="None" if cross_site else "Lax",
+        SESSION_COOKIE_PARTITIONED=cross_site,
+        REMEMBER_COOKIE_SECURE=settings.SESSION_COOKIE_SECURE or cross_site,
+        REMEMBER_COOKIE_SAMESITE="None" if cross_site else "Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.SESSION_TIMEOUT),
+        SESSION_TIMEOUT=settings.SESSION_TIMEOUT,
+        MFA_REQUIRED=settings.MFA_REQUIRED,
+        RATE_LIMIT_LOGIN=settings.RATE_LIMIT_LOGIN,
+        RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+        LOGIN_LOCKOUT_THRESHOLD=settings.LOGIN_LOCKOUT_THRESHOLD,
+        LOGIN_LOCKOUT_WINDOW=dt.timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES),
+        FRAME_ANCESTORS=settings.FRAME_ANCESTORS,
+        METRICS_TOKEN=settings.METRICS_TOKEN.get_secret_value() if settings.METRICS_TOKEN else None,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks portal iframes; the token is enough
+        MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        ALEMBIC_HEAD=alembic_head(),
+    )
+
+
+def _register_errors(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith(("/api/", "/_dash")) or request.accept_mimetypes.best == "application/json"
+
+    def reply(status: int, title: str, message: str) -> tuple[Response | str, int]:
+        if wants_json():
+            return jsonify({"error": message}), status
+        return render_template_string(_ERROR_PAGE, title=title, message=message), status
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> tuple[Response | str, int]:
+        return reply(exc.status_code, "Request refused", exc.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> tuple[Response | str, int]:
+        return reply(400, "Form expired", "The form expired or came from another site. Reload the page and try again.")
+
+    @app.errorhandler(404)
+    def _not_found(_exc: Exception) -> tuple[Response | str, int]:
+        return reply(404, "Not found", "There is nothing at this address.")
+
+    @app.errorhandler(405)
+    def _method(_exc: Exception) -> tuple[Response | str, int]:
+        return reply(405, "Not allowed", "This address does not accept that method.")
+
+    @app.errorhandler(429)
+    def _too_many(_exc: Exception) -> tuple[Response | str, int]:
+        return reply(429, "Too many attempts", "Too many attempts. Wait a minute and try again.")
+
+    @app.errorhandler(500)
+    def _server_error(_exc: Exception) -> tuple[Response | str, int]:
+        return reply(500, "Something went wrong", "The error was logged. Try again, or contact an administrator.")
+
+
+def _install_csp_hashes(app: Flask, dash_app: object) -> None:
+    """Compute the inline-script hashes once, at the first request (Dash adds scripts late)."""
+
+    @app.before_request
+    def _hashes() -> None:
+        if "csp_script_hashes" not in app.extensions:
+            app.extensions["csp_script_hashes"] = tuple(dash_app.csp_hashes())  # type: ignore[attr-defined]  # a Dash app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application from settings (the environment when none are given)."""
+    settings = (settings or Settings()).require_complete()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - checked above
+    database.configure(settings.DATABASE_URL)
+    crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
+    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    _configure_flask(app, settings)
+    if settings.uses_celery:
+        from dashapp.celery_app import make_celery
+
+        assert settings.CELERY_BROKER_URL  # noqa: S101 - uses_celery says so
+        app.extensions["celery"] = make_celery(settings.CELERY_BROKER_URL, settings.REDIS_URL)
+    security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
+    csrf.init_app(app)
+    limiter.init_app(app)
+    health.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(health.bp)
+    _register_errors(app)
+
+    from dashapp.dash_app import build_dash
+
+    dash_app = build_dash(app, settings)
+    app.extensions["dash_app"] = dash_app
+    _install_csp_hashes(app, dash_app)
+    return app

@@ -1,0 +1,97 @@
+"""/api/v1/*: the JSON API (pydantic in and out), described at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel
+
+from callbacks.context import current_actor
+from services import costs, database
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class KpisOut(BaseModel):
+    month_to_date: Decimal
+    last_month_total: Decimal
+    forecast_month_end: Decimal
+    change_vs_last_month_pct: Decimal | None
+    as_of: dt.date
+
+
+class NamedAmount(BaseModel):
+    key: str
+    name: str = ""
+    amount: Decimal
+
+
+class OverviewOut(BaseModel):
+    start: dt.date
+    end: dt.date
+    metric: str
+    currency: str
+    total: Decimal
+    kpis: KpisOut
+    daily: list[NamedAmount]
+    top_services: list[NamedAmount]
+    by_account: list[NamedAmount]
+
+
+@bp.get("/overview/")
+def get_overview() -> Response:
+    """Cost overview for a date range (default: the last 90 days), accounts and metric."""
+    today = dt.datetime.now(dt.UTC).date()
+    cost_filter = costs.parse_filter(
+        start=request.args.get("start") or today - dt.timedelta(days=89),
+        end=request.args.get("end") or today,
+        account_ids=tuple(request.args.getlist("account")),
+        metric=request.args.get("metric", "unblended_cost"),
+    )
+    with database.session_scope() as session:
+        data = costs.get_overview(session, actor=current_actor(), cost_filter=cost_filter, today=today)
+    k = data.kpis
+    out = OverviewOut(
+        start=cost_filter.start, end=cost_filter.end, metric=cost_filter.metric, currency=data.currency,
+        total=data.total,
+        kpis=KpisOut(month_to_date=k.month_to_date, last_month_total=k.last_month_total,
+                     forecast_month_end=k.forecast_month_end,
+                     change_vs_last_month_pct=k.change_vs_last_month_pct, as_of=k.as_of),
+        daily=[NamedAmount(key=d.isoformat(), amount=v) for d, v in data.daily],
+        top_services=[NamedAmount(key=s, amount=v) for s, v in data.top_services],
+        by_account=[NamedAmount(key=a, name=n, amount=v) for a, n, v in data.by_account],
+    )
+    return Response(out.model_dump_json(), mimetype="application/json")
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI description of this API."""
+    schema = {
+        "openapi": "3.1.0",
+        "info": {"title": "FinOps Dashboard API", "version": "1"},
+        "paths": {
+            "/api/v1/overview/": {
+                "get": {
+                    "summary": "Cost overview",
+                    "parameters": [
+                        {"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
+                        {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
+                        {"name": "account", "in": "query",
+                         "schema": {"type": "array", "items": {"type": "string"}}},
+                        {"name": "metric", "in": "query",
+                         "schema": {"enum": ["unblended_cost", "amortized_cost", "net_cost"]}},
+                    ],
+                    "responses": {
+                        "200": {"description": "OK", "content": {"application/json": {
+                            "schema": OverviewOut.model_json_schema(ref_template="#/components/schemas/{model}")}}},
+                        "401": {"description": "Not signed in"},
+                        "422": {"description": "Invalid filter"},
+                    },
+                }
+            }
+        },
+    }
+    return jsonify(schema)

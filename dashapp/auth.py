@@ -1,0 +1,217 @@
+"""/auth/*: local sign-in, TOTP enrolment and verification, sign-out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from callbacks.context import current_actor
+from dashapp.extensions import limiter
+from dashapp.security import SessionUser
+from services import auth, database
+from services.errors import DomainError
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+PENDING_SECONDS = 300
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=150)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=20)])
+
+
+class LogoutForm(FlaskForm):
+    pass
+
+
+def _client() -> tuple[str | None, str | None]:
+    return request.remote_addr, (request.user_agent.string[:512] if request.user_agent else None)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths: never redirect to another host after sign-in."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _login_limit() -> str:
+    return str(current_app.config["RATE_LIMIT_LOGIN"])
+
+
+def _pending_user_id() -> int | None:
+    pending = session.get("pending")
+    if not pending or pending.get("until", 0) < time.time():
+        session.pop("pending", None)
+        return None
+    return int(pending["user_id"])
+
+
+def _complete_login(user_id: int) -> str | None:
+    """Start the signed-in session; return where to go next, or None when the user may not."""
+    ip, agent = _client()
+    target = _safe_next(session.get("pending", {}).get("next"))
+    session.clear()  # a fresh session: no fixation across the sign-in
+    with database.session_scope() as db:
+        user = auth.get_user(db, user_id=user_id)
+        if user is None or not user.is_active:
+            return None
+        sid = auth.start_session(db, user=user, ip_address=ip, user_agent=agent)
+        web_user = SessionUser(id=user.id, username=user.username,
+                               display_name=user.display_name or user.username,
+                               roles=frozenset(r.name for r in user.roles), sid=sid)
+    session["sid"] = sid
+    session.permanent = True
+    login_user(web_user)
+    return target
+
+
+def _finish(user_id: int) -> Response:
+    target = _complete_login(user_id)
+    if target is None:
+        flash("This account cannot sign in.", "danger")
+        return redirect(url_for("auth.login"))
+    return redirect(target)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | str:
+    """Check username and password, then send the user to enrol or verify a second factor."""
+    if current_user.is_authenticated:
+        return redirect("/")
+    form = LoginForm()
+    if form.validate_on_submit():
+        ip, agent = _client()
+        policy = auth.LoginPolicy(
+            max_failures=current_app.config["LOGIN_LOCKOUT_THRESHOLD"],
+            window=current_app.config["LOGIN_LOCKOUT_WINDOW"],
+        )
+        try:
+            with database.session_scope() as db:
+                user = auth.authenticate_password(db, username=form.username.data or "",
+                                                  password=form.password.data or "",
+                                                  ip_address=ip, user_agent=agent, policy=policy)
+                user_id, has_mfa = user.id, auth.confirmed_device(db, user=user) is not None
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            return render_template("login.html", form=form), 401
+        next_target = request.args.get("next")
+        session.clear()
+        session["pending"] = {"user_id": user_id, "until": time.time() + PENDING_SECONDS,
+                              "next": next_target}
+        if not current_app.config["MFA_REQUIRED"] and not has_mfa:
+            return _finish(user_id)
+        return redirect(url_for("auth.verify" if has_mfa else "auth.enrol"))
+    return render_template("login.html", form=form)
+
+
+@bp.route("/mfa/enrol", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def enrol() -> Response | str:
+    """Show a new TOTP secret and QR code once; confirm it with a code."""
+    user_id = _pending_user_id()
+    if user_id is None:
+        flash("Sign in first.", "warning")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    ip, agent = _client()
+    if form.validate_on_submit():
+        try:
+            with database.session_scope() as db:
+                user = auth.get_user(db, user_id=user_id)
+                if user is None:
+                    return redirect(url_for("auth.login"))
+                codes = auth.confirm_enrolment(db, user=user, code=form.code.data or "",
+                                               ip_address=ip, user_agent=agent)
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            return render_template("enrol.html", form=form, enrolment=session.get("enrolment_view")), 400
+        target = _complete_login(user_id)
+        if target is None:
+            flash("This account cannot sign in.", "danger")
+            return redirect(url_for("auth.login"))
+        session["recovery_codes"] = codes
+        session["after_codes"] = target
+        return redirect(url_for("auth.recovery_codes"))
+    with database.session_scope() as db:
+        user = auth.get_user(db, user_id=user_id)
+        if user is None:
+            return redirect(url_for("auth.login"))
+        if auth.confirmed_device(db, user=user) is not None:
+            return redirect(url_for("auth.verify"))
+        enrolment = auth.begin_enrolment(db, user=user)
+    view = {"secret": enrolment.secret, "qr": enrolment.qr_svg_data_uri}
+    # The secret is shown on this page only; it stays in the signed session just long enough for
+    # a failed confirmation to re-render the same QR code.
+    session["enrolment_view"] = view
+    return render_template("enrol.html", form=form, enrolment=view)
+
+
+@bp.route("/mfa/recovery-codes")
+def recovery_codes() -> Response | str:
+    """Show the recovery codes once, right after enrolment."""
+    codes = session.pop("recovery_codes", None)
+    target = _safe_next(session.pop("after_codes", None))
+    if not codes or not current_user.is_authenticated:
+        return redirect(target)
+    return render_template("recovery_codes.html", codes=codes, target=target)
+
+
+@bp.route("/mfa/verify", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def verify() -> Response | str:
+    """Ask for the current TOTP code (or a recovery code)."""
+    user_id = _pending_user_id()
+    if user_id is None:
+        flash("Sign in first.", "warning")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        ip, agent = _client()
+        try:
+            with database.session_scope() as db:
+                user = auth.get_user(db, user_id=user_id)
+                if user is None:
+                    return redirect(url_for("auth.login"))
+                auth.verify_second_factor(db, user=user, code=form.code.data or "",
+                                          ip_address=ip, user_agent=agent)
+        except DomainError as exc:
+            flash(exc.message, "danger")
+            return render_template("verify.html", form=form), 401
+        return _finish(user_id)
+    return render_template("verify.html", form=form)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response | str:
+    """Confirm on GET, end the server-side session on POST."""
+    form = LogoutForm()
+    if request.method == "POST" and form.validate_on_submit():
+        if current_user.is_authenticated:
+            with database.session_scope() as db:
+                auth.end_session(db, sid=current_user.sid, actor=current_actor())
+        logout_user()
+        session.clear()
+        flash("You have signed out.", "info")
+        return redirect(url_for("auth.login"))
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return render_template("logout.html", form=form)

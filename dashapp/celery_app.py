@@ -1,0 +1,40 @@
+"""The Celery application: reliable delivery settings, and tasks run inside the Flask app."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from services import database
+
+HARD_TIME_LIMIT = 3600
+SOFT_TIME_LIMIT = 3300
+
+
+def make_celery(broker_url: str, result_url: str | None = None) -> Celery:
+    """Create the Celery app with at-least-once delivery that never loses a job."""
+    app = Celery("finops", broker=broker_url, backend=result_url or broker_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=HARD_TIME_LIMIT,
+        task_soft_time_limit=SOFT_TIME_LIMIT,
+        # Longer than the hard limit, or Redis redelivers a job that is still running.
+        broker_transport_options={"visibility_timeout": HARD_TIME_LIMIT + 600},
+        result_expires=24 * 3600,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        task_track_started=True,
+        timezone="UTC",
+    )
+    return app
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs: object) -> None:
+    """Each prefork child opens its own database connections."""
+    database.after_fork()

@@ -1,0 +1,253 @@
+"""The ``finops-dashboard`` command: demo, serve, worker, beat, db, create-admin, seed-demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dashapp.settings import ConfigError, Settings, embedded_settings
+
+MIGRATIONS_INI = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
+
+
+def _settings_or_exit(settings: Settings | None = None) -> Settings:
+    try:
+        return (settings or Settings()).require_complete()
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _configure_services(settings: Settings) -> None:
+    from services import audit, crypto, database
+
+    assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - require_complete() checked them
+    database.configure(settings.DATABASE_URL)
+    crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
+    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_INI))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, revision)
+
+
+def _seed_demo(echo: bool = True) -> None:
+    from services import database, demo
+
+    today = dt.datetime.now(dt.UTC).date()
+    with database.session_scope() as session:
+        if demo.is_demo_loaded(session):
+            if echo:
+                click.echo("Demo data is already loaded.")
+            return
+        if echo:
+            click.echo("Loading demo data (one time, about half a minute)...")
+
+        def progress(done: int, total: int) -> None:
+            if echo:
+                click.echo(f"  month {done} of {total}")
+
+        summary = demo.load_demo(session, today=today, on_progress=progress)
+    if echo:
+        click.echo(f"Loaded {summary.fact_rows:,} cost lines for {summary.accounts} accounts, "
+                   f"{summary.services} services, {summary.regions} regions, "
+                   f"{summary.first_day} to {summary.last_day}.")
+
+
+def _create_admin(username: str, email: str | None) -> str:
+    from services import auth, database
+    from services.permissions import Actor
+
+    password = auth.generate_password()
+    data = auth.parse_new_user(username=username, password=password, email=email, roles=["admin"])
+    with database.session_scope() as session:
+        auth.create_user(session, actor=Actor.system("cli"), data=data)
+    return password
+
+
+class _Gunicorn:
+    """Run the app under gunicorn in this process (the arbiter handles signals and workers)."""
+
+    @staticmethod
+    def run(app_factory: Any, options: dict[str, object]) -> None:
+        from gunicorn.app.base import BaseApplication
+
+        class Application(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+            def load_config(self) -> None:
+                for key, value in options.items():
+                    self.cfg.set(key, value)
+
+            def load(self) -> Any:
+                return app_factory()
+
+        Application().run()
+
+
+def _child_exit(_server: object, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """FinOps Dashboard: audited browser access to AWS cost and optimisation data."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8050, show_default=True, type=int, help="Port to listen on.")
+@click.option("--instance", "instance_dir", default="instance", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the SQLite database, secrets and job files (private, reused).")
+def demo(host: str, port: int, instance_dir: Path) -> None:
+    """Start the embedded default: SQLite, no Redis, demo data, a demo admin."""
+    settings = _settings_or_exit(embedded_settings(instance_dir))
+    settings = settings.model_copy(update={"LOG_FORMAT": "text"})
+    assert settings.DATABASE_URL  # noqa: S101 - embedded settings always set it
+    _configure_services(settings)
+    click.echo(f"Instance folder: {settings.INSTANCE_DIR}")
+    migrate(settings.DATABASE_URL)
+    _seed_demo()
+    from services import auth, database
+
+    with database.session_scope() as session:
+        has_users = auth.count_users(session) > 0
+    if not has_users:
+        password = _create_admin("admin", None)
+        click.echo("\nDemo administrator created (shown once, keep it):")
+        click.echo("  username: admin")
+        click.echo(f"  password: {password}\n")
+    else:
+        click.echo("\nSign in with the account created at first start (its password was printed then).")
+    click.echo(f"Open http://{host}:{port}/ in a browser. Press Ctrl-C to stop.\n")
+
+    def factory() -> Any:
+        from dashapp import create_app
+
+        return create_app(settings)
+
+    _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 1, "threads": 8,
+                            "worker_class": "gthread", "timeout": 120, "accesslog": None,
+                            "loglevel": "warning"})
+
+
+@main.command()
+@click.option("--bind", default="0.0.0.0:8050", show_default=True,  # noqa: S104 - containers listen on all interfaces
+              help="Address and port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--timeout", default=120, show_default=True, type=int, help="Worker timeout in seconds.")
+def serve(bind: str, workers: int, threads: int, timeout: int) -> None:
+    """Serve the app with gunicorn (settings from the environment)."""
+    _settings_or_exit()
+
+    def factory() -> Any:
+        from dashapp import create_app
+
+        return create_app()
+
+    _Gunicorn.run(factory, {
+        "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+        "timeout": timeout, "accesslog": "-", "child_exit": _child_exit,
+        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    })
+
+
+def _celery_app() -> Any:
+    _settings_or_exit()
+    from dashapp import create_app
+
+    app = create_app()
+    return app.extensions["celery"]
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=int, help="Prefork processes.")
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
+@click.option("--queues", default="celery", show_default=True, help="Comma-separated queues.")
+def worker(concurrency: int, loglevel: str, queues: str) -> None:
+    """Run a Celery worker (prefork pool, so that cancel can stop a job)."""
+    _celery_app().worker_main([
+        "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+        f"--queues={queues}", "--without-gossip", "--without-mingle",
+    ])
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
+def beat(loglevel: str) -> None:
+    """Run Celery beat (exactly one per deployment)."""
+    _celery_app().start(["beat", f"--loglevel={loglevel}"])
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to DATABASE_URL."""
+    url = os.environ.get("DATABASE_URL") or Settings().DATABASE_URL
+    if not url:
+        click.echo("Error: DATABASE_URL is not set: see .env.template for what it must hold", err=True)
+        sys.exit(2)
+    migrate(url, revision)
+    click.echo(f"Database at {revision}.")
+
+
+@main.command("create-admin")
+@click.option("--username", required=True, help="Login name of the new administrator.")
+@click.option("--email", default=None, help="E-mail address (optional).")
+def create_admin(username: str, email: str | None) -> None:
+    """Create an administrator and print a generated password once."""
+    from services.errors import DomainError
+
+    _configure_services(_settings_or_exit())
+    try:
+        password = _create_admin(username, email)
+    except DomainError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"Administrator '{username}' created. Password (shown once): {password}")
+    click.echo("They enrol an authenticator app at first sign-in.")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Load the demo organisation's data into DATABASE_URL (once)."""
+    _configure_services(_settings_or_exit())
+    _seed_demo()
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Audit trail commands."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain and report any tampering."""
+    from services import audit, database
+
+    _configure_services(_settings_or_exit())
+    with database.session_scope() as session:
+        report = audit.verify_chain(session)
+    for problem in report.problems:
+        click.echo(f"  {problem}")
+    click.echo(f"{report.rows} rows checked: {'intact' if report.is_intact else 'TAMPERED'}")
+    sys.exit(0 if report.is_intact else 1)

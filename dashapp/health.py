@@ -1,0 +1,106 @@
+"""/health/* probes and /metrics/ in Prometheus text format."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+from services import health
+
+bp = Blueprint("health", __name__)
+
+REQUESTS = Counter("finops_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("finops_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+def _route_label() -> str:
+    rule = request.url_rule.rule if request.url_rule else "unmatched"
+    return "dash" if rule.startswith("/<path") else rule
+
+
+def _checks(include_workers: bool) -> list[health.Check]:
+    settings = current_app.config["FINOPS_SETTINGS"]
+    checks = [
+        health.check_database(),
+        health.check_redis(settings.REDIS_URL, "cache"),
+        health.check_redis(settings.CELERY_BROKER_URL, "broker"),
+    ]
+    if include_workers:
+        checks.append(_check_workers())
+    return checks
+
+
+def _check_workers() -> health.Check:
+    celery_app = current_app.extensions.get("celery")
+    if celery_app is None:
+        return health.Check("workers", True, "embedded (background processes)")
+    try:
+        replies = celery_app.control.ping(timeout=1.0) or []
+    except Exception as exc:  # noqa: BLE001 - a broker error means no worker can be seen
+        return health.Check("workers", False, type(exc).__name__)
+    return health.Check("workers", bool(replies), f"{len(replies)} responding")
+
+
+def _as_json(checks: list[health.Check]) -> tuple[Response, int]:
+    ok = all(c.is_ok for c in checks)
+    body = {"status": "ok" if ok else "unhealthy",
+            "checks": {c.name: {"ok": c.is_ok, "detail": c.detail} for c in checks}}
+    return jsonify(body), 200 if ok else 503
+
+
+@bp.get("/health/")
+def health_all() -> tuple[Response, int]:
+    """Database, cache, broker and workers."""
+    return _as_json(_checks(include_workers=True))
+
+
+@bp.get("/health/ready/")
+def ready() -> tuple[Response, int]:
+    """Ready to serve: database reachable and migrated, cache and broker reachable."""
+    head = current_app.config.get("ALEMBIC_HEAD")
+    return _as_json([*_checks(include_workers=False), health.check_migrations(head)])
+
+
+@bp.get("/health/live/")
+def live() -> tuple[Response, int]:
+    """The process answers; depends on nothing else."""
+    return jsonify({"status": "ok"}), 200
+
+
+@bp.get("/metrics/")
+def metrics() -> Response:
+    """Prometheus metrics, aggregated over every gunicorn worker when multiprocess is set up."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = DEFAULT_REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    """Register the probes and count every request."""
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = _route_label()
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        if "started" in g:
+            LATENCY.labels(request.method, route).observe(time.perf_counter() - g.started)
+        return response

@@ -1,0 +1,143 @@
+"""Security wiring: the one request guard, sessions, CSRF cookie, and strict response headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, Response, jsonify, redirect, request, session, url_for
+from flask_login import UserMixin, current_user
+from flask_wtf.csrf import generate_csrf
+
+from dashapp.extensions import login_manager
+from services import auth, database
+
+logger = logging.getLogger(__name__)
+
+#: Paths anyone may reach: sign-in, health probes, and the login page's own static files.
+PUBLIC_PREFIXES = ("/auth/", "/health/", "/static/")
+#: Paths answered with 401 (not a redirect): machines and the Dash front end call them.
+MACHINE_PREFIXES = ("/api/", "/_dash", "/_reload-hash", "/_favicon", "/assets/", "/metrics/",
+                    "/exports/")
+CSRF_COOKIE = "_csrf_token"
+
+
+@dataclass
+class SessionUser(UserMixin):
+    """The signed-in user as the web layer sees it (detached from any database session)."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+    sid: str
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def _load_user(user_id: str) -> SessionUser | None:
+    sid = session.get("sid")
+    if not sid or not user_id.isdigit():
+        return None
+    timeout = dt.timedelta(seconds=_timeout_seconds())
+    with database.session_scope() as db:
+        user = auth.load_session_user(db, sid=sid, user_id=int(user_id), timeout=timeout)
+        if user is None:
+            return None
+        return SessionUser(id=user.id, username=user.username,
+                           display_name=user.display_name or user.username,
+                           roles=frozenset(r.name for r in user.roles), sid=sid)
+
+
+def _timeout_seconds() -> int:
+    from flask import current_app
+
+    return int(current_app.config["SESSION_TIMEOUT"])
+
+
+def _guard() -> Response | None:
+    path = request.path
+    if path.startswith(PUBLIC_PREFIXES):
+        return None
+    if current_user.is_authenticated:
+        return None
+    if path.startswith("/metrics/") and _has_metrics_token():
+        return None
+    if path.startswith(MACHINE_PREFIXES) or request.method != "GET":
+        response = jsonify({"error": "authentication required"})
+        response.status_code = 401
+        return response
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))  # type: ignore[return-value]  # a redirect is a Response
+
+
+def _has_metrics_token() -> bool:
+    import hmac
+
+    from flask import current_app
+
+    token = current_app.config.get("METRICS_TOKEN")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(given, token)
+
+
+def _content_security_policy(app: Flask) -> str:
+    hashes = " ".join(app.extensions.get("csp_script_hashes", ()))
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' {hashes}".strip(),
+        "style-src 'self' 'unsafe-inline'",  # Dash components set inline styles
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        f"frame-ancestors {app.config['FRAME_ANCESTORS']}",
+    ])
+
+
+def _secure_headers(response: Response) -> Response:
+    from flask import current_app
+
+    headers = response.headers
+    headers["Content-Security-Policy"] = _content_security_policy(current_app)  # type: ignore[arg-type]  # the proxy is the app
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    if current_app.config["FRAME_ANCESTORS"].strip() == "'self'":
+        headers["X-Frame-Options"] = "SAMEORIGIN"
+    if current_app.config["SESSION_COOKIE_SECURE"]:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if current_user.is_authenticated or request.path.startswith("/auth/"):
+        headers["Cache-Control"] = "no-store"
+    _set_csrf_cookie(response)
+    return response
+
+
+def _set_csrf_cookie(response: Response) -> None:
+    """Give Dash's front end the token it echoes back as X-CSRFToken on every callback."""
+    from flask import current_app
+
+    if request.path.startswith(("/static/", "/health/", "/metrics/")):
+        return
+    response.set_cookie(
+        CSRF_COOKIE,
+        generate_csrf(),
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=False,  # read by the Dash front end
+        samesite=current_app.config["SESSION_COOKIE_SAMESITE"],
+        partitioned=current_app.config.get("SESSION_COOKIE_PARTITIONED", False),
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Install the request guard, the user loader and the response headers."""
+    login_manager.init_app(app)
+    login_manager.user_loader(_load_user)
+    login_manager.session_protection = "strong"
+    app.before_request(_guard)
+    app.after_request(_secure_headers)

@@ -1,0 +1,130 @@
+"""The one settings object, read from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.crypto import Keyring
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every setting the application reads; names are the environment variables'."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=True)
+
+    SECRET_KEY: SecretStr | None = None
+    DATABASE_URL: str | None = None
+    CELERY_BROKER_URL: str | None = None
+    REDIS_URL: str | None = None
+    ENCRYPTION_KEYS: SecretStr | None = None
+    AUDIT_HMAC_KEY: SecretStr | None = None
+    OAUTH2_CLIENT_ID: str | None = None
+    OAUTH2_CLIENT_SECRET: SecretStr | None = None
+    OIDC_DISCOVERY_URL: str | None = None
+    DEBUG: bool = False
+    MFA_REQUIRED: bool = True
+    SESSION_TIMEOUT: int = Field(default=3600, ge=60)
+    RATE_LIMIT_LOGIN: str = "5/m"
+    RATE_LIMIT_API: str = "100/h"
+    LOGIN_LOCKOUT_THRESHOLD: int = Field(default=5, ge=1)
+    LOGIN_LOCKOUT_MINUTES: int = Field(default=15, ge=1)
+    FRAME_ANCESTORS: str = "'self'"
+    SESSION_COOKIE_SECURE: bool = True
+    EMBED_CROSS_SITE: bool = False
+    METRICS_TOKEN: SecretStr | None = None
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "json"
+    INSTANCE_DIR: Path = Path("instance")
+    #: Not an environment setting: `finops-dashboard demo` turns it on.
+    EMBEDDED: bool = False
+
+    @field_validator("RATE_LIMIT_LOGIN", "RATE_LIMIT_API")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return to_limit_string(value)
+
+    @property
+    def uses_celery(self) -> bool:
+        return bool(self.CELERY_BROKER_URL)
+
+    @property
+    def cache_url(self) -> str | None:
+        return self.REDIS_URL
+
+    def keyring(self) -> Keyring:
+        """Return the encryption keyring these settings configure."""
+        assert self.ENCRYPTION_KEYS is not None  # noqa: S101 - checked by require_complete()
+        return Keyring.parse(self.ENCRYPTION_KEYS.get_secret_value())
+
+    def require_complete(self) -> Settings:
+        """Stop with one clear line when a required setting is missing or wrong."""
+        required = ("SECRET_KEY", "DATABASE_URL", "ENCRYPTION_KEYS", "AUDIT_HMAC_KEY")
+        if not self.EMBEDDED:
+            required += ("CELERY_BROKER_URL",)
+        for name in required:
+            if not getattr(self, name):
+                raise ConfigError(f"{name} is not set: see .env.template for what it must hold")
+        secret = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if len(secret) < 32:
+            raise ConfigError("SECRET_KEY is too short: use at least 32 random characters")
+        try:
+            self.keyring()
+        except ValueError as exc:  # InvalidInput and base64 errors are ValueErrors
+            raise ConfigError(str(exc)) from exc
+        audit_key = self.AUDIT_HMAC_KEY.get_secret_value() if self.AUDIT_HMAC_KEY else ""
+        if len(audit_key) < 16:
+            raise ConfigError("AUDIT_HMAC_KEY is too short: use at least 16 random characters")
+        return self
+
+
+_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+
+
+def to_limit_string(value: str) -> str:
+    """Turn '5/m' or '100/h' into the limits library's '5/minute' form; reject nonsense."""
+    count, sep, unit = value.strip().partition("/")
+    unit = unit.strip().lower()
+    unit = _UNITS.get(unit, unit.rstrip("s"))
+    if not sep or not count.strip().isdigit() or unit not in _UNITS.values():
+        raise ValueError(f"'{value}' is not a rate such as 5/m or 100/h")
+    return f"{int(count)}/{unit}"
+
+
+def embedded_settings(instance_dir: Path) -> Settings:
+    """Settings of the embedded default: SQLite and secrets kept in a private instance folder."""
+    instance_dir = instance_dir.resolve()
+    instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    instance_dir.chmod(0o700)
+    secrets_file = instance_dir / "secrets.json"
+    if secrets_file.exists():
+        stored = json.loads(secrets_file.read_text())
+    else:
+        stored = {
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "ENCRYPTION_KEYS": Keyring.generate_spec("k1"),
+            "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+        }
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle)
+    overrides = {
+        "DATABASE_URL": f"sqlite:///{instance_dir / 'finops.db'}",
+        "CELERY_BROKER_URL": None,
+        "REDIS_URL": None,
+        "SESSION_COOKIE_SECURE": False,
+        "INSTANCE_DIR": instance_dir,
+        "EMBEDDED": True,
+        **stored,
+    }
+    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic coerces the strings

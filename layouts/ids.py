@@ -1,0 +1,23 @@
+"""Every component id of the Dash pages, in one place."""
+
+URL = "url"
+PAGE = "page-content"
+PAGE_LOAD_ID = "page-load-id"
+NAVBAR = "navbar"
+
+OVERVIEW_RANGE = "overview-range"
+OVERVIEW_ACCOUNTS = "overview-accounts"
+OVERVIEW_METRIC = "overview-metric"
+OVERVIEW_KPIS = "overview-kpis"
+OVERVIEW_TREND = "overview-trend"
+OVERVIEW_SERVICES = "overview-services"
+OVERVIEW_ACCOUNTS_CHART = "overview-accounts-chart"
+OVERVIEW_MESSAGE = "overview-message"
+OVERVIEW_TOTAL = "overview-total"
+
+JOB_START = "job-rebuild-start"
+JOB_CANCEL = "job-rebuild-cancel"
+JOB_PROGRESS = "job-rebuild-progress"
+JOB_STATUS = "job-rebuild-status"
+JOB_STEP = "job-rebuild-step"
+JOB_HISTORY = "job-history"

@@ -1,0 +1,62 @@
+"""SQLAlchemy models: typed declarative classes, one naming convention, no queries."""
+
+from models.audit import AuditChainHead, AuditLog, ComplianceReport, SecurityIncident
+from models.aws_profile import AwsAccount, AwsProfile
+from models.base import Base
+from models.budget import Budget
+from models.cost import (
+    CostAllocationRollup,
+    CostAnomaly,
+    CostDailyRollup,
+    CostFact,
+    CostMonthlyRollup,
+    DataVersion,
+    ImportBatch,
+)
+from models.report import DashboardConfig, SavedReport
+from models.resource import Resource, ResourceUtilisation
+from models.task import Schedule, Task, TaskMetrics, TaskResult
+from models.user import (
+    ApiToken,
+    LoginAttempt,
+    MFADevice,
+    ProfileGrant,
+    Role,
+    User,
+    UserRole,
+    UserSession,
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditChainHead",
+    "AuditLog",
+    "AwsAccount",
+    "AwsProfile",
+    "Base",
+    "Budget",
+    "ComplianceReport",
+    "CostAllocationRollup",
+    "CostAnomaly",
+    "CostDailyRollup",
+    "CostFact",
+    "CostMonthlyRollup",
+    "DashboardConfig",
+    "DataVersion",
+    "ImportBatch",
+    "LoginAttempt",
+    "MFADevice",
+    "ProfileGrant",
+    "Resource",
+    "ResourceUtilisation",
+    "Role",
+    "SavedReport",
+    "Schedule",
+    "SecurityIncident",
+    "Task",
+    "TaskMetrics",
+    "TaskResult",
+    "User",
+    "UserRole",
+    "UserSession",
+]

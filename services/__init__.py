@@ -1,0 +1,1 @@
+"""Business logic: the only layer that talks to the database, AWS, subprocesses and mail."""

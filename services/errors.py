@@ -1,0 +1,38 @@
+"""Domain exceptions; the web edge maps each to a status code and a friendly message."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user may be shown."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class AuthenticationFailed(DomainError):
+    status_code = 401
+
+
+class RateLimited(DomainError):
+    status_code = 429

@@ -1,0 +1,65 @@
+"""Rollup tables: rebuilt per billing period from the facts, so dashboards never scan facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup
+from models.types import money_sum
+
+_COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+
+
+def _cost_columns() -> list[object]:
+    return [money_sum(getattr(CostFact, c)).label(c) for c in _COSTS] + [
+        func.count().label("line_count")
+    ]
+
+
+def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
+    """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
+    in_period = CostFact.billing_period == billing_period
+    specs: list[tuple[type, list[str]]] = [
+        (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id",
+                           "service", "region", "currency"]),
+        (CostAllocationRollup, ["usage_date", "billing_period", "usage_account_id", "service",
+                                "team", "cost_center", "environment", "currency"]),
+        (CostMonthlyRollup, ["billing_period", "provider", "usage_account_id", "service",
+                             "usage_type", "charge_category", "currency"]),
+    ]
+    for model, keys in specs:
+        session.execute(delete(model).where(model.billing_period == billing_period))
+        key_columns = [getattr(CostFact, k) for k in keys]
+        query = select(*key_columns, *_cost_columns()).where(in_period).group_by(*key_columns)
+        session.execute(
+            insert(model).from_select([*keys, *_COSTS, "line_count"], query)
+        )
+
+
+def list_billing_periods(session: Session) -> list[dt.date]:
+    """Return every billing period that has facts, oldest first."""
+    return list(
+        session.scalars(select(CostFact.billing_period).distinct().order_by(CostFact.billing_period))
+    )
+
+
+def rebuild_all(
+    session: Session,
+    *,
+    on_progress: Callable[[int, int, dt.date], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Rebuild the rollups of every billing period; report progress after each one."""
+    periods = list_billing_periods(session)
+    for done, period in enumerate(periods, start=1):
+        if should_stop is not None and should_stop():
+            break
+        rebuild_period(session, billing_period=period)
+        session.commit()
+        if on_progress is not None:
+            on_progress(done, len(periods), period)
+    return len(periods)
