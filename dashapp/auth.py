@@ -17,7 +17,7 @@ from callbacks.context import current_actor
 from dashapp.extensions import limiter
 from dashapp.security import SessionUser
 from services import auth, database
-from services.errors import DomainError
+from services.errors import AuthenticationFailed, DomainError
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -105,7 +105,7 @@ def login() -> Response | str:
             window=current_app.config["LOGIN_LOCKOUT_WINDOW"],
         )
         try:
-            with database.session_scope() as db:
+            with database.session_scope(commit_on=(AuthenticationFailed,)) as db:
                 user = auth.authenticate_password(db, username=form.username.data or "",
                                                   password=form.password.data or "",
                                                   ip_address=ip, user_agent=agent, policy=policy)
@@ -135,7 +135,7 @@ def enrol() -> Response | str:
     ip, agent = _client()
     if form.validate_on_submit():
         try:
-            with database.session_scope() as db:
+            with database.session_scope(commit_on=(AuthenticationFailed,)) as db:
                 user = auth.get_user(db, user_id=user_id)
                 if user is None:
                     return redirect(url_for("auth.login"))
@@ -187,7 +187,7 @@ def verify() -> Response | str:
     if form.validate_on_submit():
         ip, agent = _client()
         try:
-            with database.session_scope() as db:
+            with database.session_scope(commit_on=(AuthenticationFailed,)) as db:
                 user = auth.get_user(db, user_id=user_id)
                 if user is None:
                     return redirect(url_for("auth.login"))

@@ -33,7 +33,12 @@ class User(TimestampMixin, Base):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin")
+    roles: Mapped[list[Role]] = relationship(
+        secondary="user_roles",
+        primaryjoin="User.id == UserRole.user_id",
+        secondaryjoin="Role.id == UserRole.role_id",
+        lazy="selectin",
+    )
 
 
 class UserRole(Base):
@@ -57,7 +62,7 @@ class MFADevice(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The last TOTP time step accepted: a code from that step or earlier is a replay.
     last_used_step: Mapped[int | None] = mapped_column(Integer)
-    #: Argon2 hashes of the one-time recovery codes still unused.
+    #: SHA-256 hashes of the one-time recovery codes still unused (80 random bits each).
     recovery_code_hashes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -148,7 +148,7 @@ def list_accounts(session: Session, *, actor: Actor) -> list[tuple[str, str]]:
     ids = select(CostDailyRollup.usage_account_id).distinct()
     if visible is not None:
         ids = ids.where(CostDailyRollup.usage_account_id.in_(sorted(visible)))
-    names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).tuples().all())
+    names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
     return sorted(((a, names.get(a, "")) for a in session.scalars(ids)), key=lambda p: (p[1] or p[0]))
 
 
@@ -164,16 +164,16 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
     daily = session.execute(scoped(
         select(CostDailyRollup.usage_date, money_sum(column))
         .group_by(CostDailyRollup.usage_date).order_by(CostDailyRollup.usage_date)
-    )).tuples().all()
+    )).all()
     services = session.execute(scoped(
         select(CostDailyRollup.service, money_sum(column)).group_by(CostDailyRollup.service)
-    )).tuples().all()
+    )).all()
     accounts = session.execute(scoped(
         select(CostDailyRollup.usage_account_id, money_sum(column))
         .group_by(CostDailyRollup.usage_account_id)
-    )).tuples().all()
+    )).all()
     currencies = session.scalars(scoped(select(CostDailyRollup.currency).distinct())).all()
-    names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).tuples().all())
+    names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
     return Overview(
         filter=f,
         kpis=compute_kpis(session, actor=actor, metric=f.metric, account_ids=f.account_ids, today=today),

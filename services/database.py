@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
@@ -53,6 +53,8 @@ def configure(url: str, **kwargs: Any) -> Engine:
     """Bind the process-wide session factory to a database URL."""
     global _engine
     if _engine is not None:
+        if str(_engine.url) == str(make_url(url)) and not kwargs:
+            return _engine
         _engine.dispose()
     _engine = make_engine(url, **kwargs)
     _session_factory.configure(bind=_engine)
@@ -73,12 +75,19 @@ def after_fork() -> None:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """Yield a session that commits on success and rolls back on any error."""
+def session_scope(*, commit_on: tuple[type[BaseException], ...] = ()) -> Iterator[Session]:
+    """Yield a session that commits on success and rolls back on any error.
+
+    ``commit_on`` names errors whose writes must stand all the same, such as a failed sign-in
+    whose attempt record and lockout are the very point of the failure.
+    """
     session = _session_factory()
     try:
         yield session
         session.commit()
+    except commit_on:
+        session.commit()
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -1,0 +1,52 @@
+"""Factories for test data, going through the same services the product uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pyotp
+from sqlalchemy.orm import Session
+
+from models import User
+from models.base import utcnow
+from services import auth, crypto
+from services.ingest import FactRow
+from services.permissions import Actor
+
+PASSWORD = "correct horse battery staple"
+_counter = itertools.count(1)
+
+
+def make_user(session: Session, *, username: str | None = None, roles: tuple[str, ...] = ("finance",),
+              password: str = PASSWORD) -> User:
+    """Create a local account."""
+    data = auth.parse_new_user(username=username or f"user{next(_counter)}", password=password,
+                               roles=list(roles))
+    return auth.create_user(session, actor=Actor.system("test"), data=data)
+
+
+def enrol_totp(session: Session, *, user: User) -> str:
+    """Give a user a confirmed TOTP device and return its secret."""
+    enrolment = auth.begin_enrolment(session, user=user)
+    now = utcnow() - dt.timedelta(seconds=60)  # leave the current step free for the test
+    auth.confirm_enrolment(session, user=user, code=pyotp.TOTP(enrolment.secret).at(now),
+                           ip_address=None, user_agent=None, now=now)
+    return enrolment.secret
+
+
+def fact(day: dt.date, account: str, service: str, cost: str, **extra: object) -> FactRow:
+    """Return a fact row whose four cost metrics derive from one amount."""
+    amount = Decimal(cost)
+    values: dict[str, object] = {
+        "usage_date": day, "usage_account_id": account, "service": service,
+        "unblended_cost": amount, "amortized_cost": amount * Decimal("0.9"),
+        "net_cost": amount * Decimal("0.97"), "list_cost": amount * Decimal("1.1"),
+        "payer_account_id": "999999999999",
+    }
+    values.update(extra)
+    return FactRow(**values)  # type: ignore[arg-type]
+
+
+__all__ = ["PASSWORD", "crypto", "enrol_totp", "fact", "make_user"]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from models import AuditLog
+from services import database
+from tests.conftest import make_settings, totp_now
+from tests.factories import PASSWORD, make_user
+from tests.web import csrf_from, post_form, sign_in_and_enrol
+
+
+def _user(session, name):
+    make_user(session, username=name)
+    session.commit()
+
+
+def test_first_sign_in_enrols_totp_then_lands_on_the_overview(client, session):
+    _user(session, "alice")
+    sign_in_and_enrol(client, "alice")
+    codes_page = client.get("/auth/mfa/recovery-codes").get_data(as_text=True)
+    assert codes_page.count("<li>") == 10
+    assert client.get("/_dash-layout").status_code == 200
+
+
+def test_later_sign_in_asks_for_the_current_code(client, session):
+    _user(session, "bob")
+    secret = sign_in_and_enrol(client, "bob")
+    post_form(client, "/auth/logout", {})
+    response = post_form(client, "/auth/login", {"username": "bob", "password": PASSWORD})
+    assert response.headers["Location"].endswith("/auth/mfa/verify")
+    assert client.get("/_dash-layout").status_code == 401  # password alone is not a session
+    bad = post_form(client, "/auth/mfa/verify", {"code": "123456"})
+    assert bad.status_code == 401 and "not valid" in bad.get_data(as_text=True)
+    # Enrolment used the current step; the next step's code is within the accepted window.
+    ok = post_form(client, "/auth/mfa/verify", {"code": totp_now(secret, offset_steps=1)})
+    assert ok.status_code == 302 and client.get("/_dash-layout").status_code == 200
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(client, session):
+    _user(session, "carol")
+    html = client.get("/auth/login?next=/jobs").get_data(as_text=True)
+    client.post("/auth/login?next=/jobs", data={"username": "carol", "password": PASSWORD,
+                                                "csrf_token": csrf_from(html)})
+    page = client.get("/auth/mfa/enrol").get_data(as_text=True)
+    secret = page.split('id="totp-secret" class="user-select-all">')[1].split("<")[0]
+    client.post("/auth/mfa/enrol", data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(page)})
+    codes = client.get("/auth/mfa/recovery-codes").get_data(as_text=True)
+    assert 'href="/jobs"' in codes
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "javascript:alert(1)"])
+def test_open_redirect_after_sign_in_is_refused(client, session, target):
+    _user(session, "dave")
+    from dashapp.auth import _safe_next
+
+    assert _safe_next(target) == "/"
+
+
+def test_wrong_password_shows_one_message_and_is_audited(client, session):
+    _user(session, "erin")
+    response = post_form(client, "/auth/login", {"username": "erin", "password": "wrong password"})
+    assert response.status_code == 401
+    assert "Invalid username or password." in response.get_data(as_text=True)
+    with database.session_scope() as s:
+        actions = [(a.action, a.outcome) for a in s.scalars(select(AuditLog).order_by(AuditLog.seq))]
+    assert ("auth.password", "failure") in actions
+
+
+def test_login_rate_limit_answers_429(db_url, tmp_path):
+    from dashapp import create_app
+
+    app = create_app(make_settings(db_url, tmp_path, RATE_LIMIT_LOGIN="3/m"))
+    client = app.test_client()
+    html = client.get("/auth/login").get_data(as_text=True)
+    statuses = [client.post("/auth/login", data={"username": "x", "password": "y",
+                                                 "csrf_token": csrf_from(html)}).status_code
+                for _ in range(4)]
+    assert statuses[-1] == 429
+    assert "Too many attempts" in client.post("/auth/login", data={"csrf_token": csrf_from(html)}).get_data(as_text=True)
+
+
+def test_mfa_cannot_be_skipped_by_going_straight_to_the_dashboard(client, session):
+    _user(session, "frank")
+    post_form(client, "/auth/login", {"username": "frank", "password": PASSWORD})
+    assert client.get("/").status_code == 302
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_enrol_page_without_password_step_sends_to_sign_in(client):
+    response = client.get("/auth/mfa/enrol")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/auth/login")
