@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashapp import api, auth, health, security
 from dashapp.extensions import csrf, limiter
@@ -117,6 +118,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    if settings.TRUSTED_PROXIES:
+        # Behind nginx or an ingress: take the client address and scheme from their headers,
+        # or every user would share one login rate limit.
+        n = settings.TRUSTED_PROXIES
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     _configure_flask(app, settings)
     if settings.uses_celery:
         from dashapp.celery_app import make_celery

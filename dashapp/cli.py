@@ -101,6 +101,17 @@ def _child_exit(_server: object, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+def _reset_metrics_dir() -> None:
+    """Empty the Prometheus multiprocess folder: samples of dead processes must not linger."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """FinOps Dashboard: audited browser access to AWS cost and optimisation data."""
@@ -153,6 +164,7 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
 def serve(bind: str, workers: int, threads: int, timeout: int) -> None:
     """Serve the app with gunicorn (settings from the environment)."""
     _settings_or_exit()
+    _reset_metrics_dir()
 
     def factory() -> Any:
         from dashapp import create_app
