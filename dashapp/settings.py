@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     def _rate(cls, value: str) -> str:
         return to_limit_string(value)
 
+    @field_validator("FRAME_ANCESTORS")
+    @classmethod
+    def _ancestors(cls, value: str) -> str:
+        # Env files often lose the quotes around CSP keywords: put them back.
+        words = value.split() or ["'self'"]
+        keywords = {"self": "'self'", "none": "'none'"}
+        return " ".join(keywords.get(w.lower(), w) for w in words)
+
     @property
     def uses_celery(self) -> bool:
         return bool(self.CELERY_BROKER_URL)

@@ -23,6 +23,8 @@ TEST_KEYS = Keyring.generate_spec("t1")
 TEST_AUDIT_KEY = "test-audit-key-0123456789"
 TEST_SECRET = "test-secret-key-" + "x" * 40
 
+pytest_plugins = ["tests.stack_fixtures"]
+
 
 def _create_pg_database(name: str) -> str:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -75,11 +77,11 @@ def _truncate_all(url: str) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
-            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))  # noqa: S608 - names from our metadata
             conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
         else:
             for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - names from our metadata
 
 
 @pytest.fixture()

@@ -78,7 +78,8 @@ def test_login_rate_limit_answers_429(db_url, tmp_path):
                                                  "csrf_token": csrf_from(html)}).status_code
                 for _ in range(4)]
     assert statuses[-1] == 429
-    assert "Too many attempts" in client.post("/auth/login", data={"csrf_token": csrf_from(html)}).get_data(as_text=True)
+    refused = client.post("/auth/login", data={"csrf_token": csrf_from(html)})
+    assert "Too many attempts" in refused.get_data(as_text=True)
 
 
 def test_mfa_cannot_be_skipped_by_going_straight_to_the_dashboard(client, session):

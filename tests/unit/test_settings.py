@@ -47,3 +47,10 @@ def test_rate_limits_accept_the_short_forms(given, expected):
 def test_nonsense_rate_limit_is_refused(given):
     with pytest.raises(ValueError, match="is not a rate"):
         to_limit_string(given)
+
+
+@pytest.mark.parametrize("given, expected", [("self", "'self'"), ("'self' https://intranet.example.com",
+                                                                  "'self' https://intranet.example.com"),
+                                             ("none", "'none'"), ("", "'self'")])
+def test_frame_ancestors_keywords_keep_their_quotes(given, expected):
+    assert expected == Settings(_env_file=None, FRAME_ANCESTORS=given).FRAME_ANCESTORS

@@ -1,0 +1,87 @@
+"""In headless Chromium: sign in, enrol TOTP, read the overview, watch a job's progress, cancel one.
+
+Runs against both stacks: the embedded demo, and gunicorn + Celery on PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.stacks import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def sign_in(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{stack.base_url}/")
+    expect(page).to_have_url(f"{stack.base_url}/auth/login?next=/")
+    page.fill("#username", stack.username)
+    page.fill("#password", stack.password)
+    page.click("button[type=submit]")
+    if "/auth/mfa/enrol" in page.url:
+        stack.totp_secret = page.locator("#totp-secret").inner_text().strip()
+        expect(page.locator("img[alt^='QR code']")).to_be_visible()
+        page.fill("#code", stack.next_totp_code())
+        page.click("button[type=submit]")
+        expect(page.locator("#recovery-codes li")).to_have_count(10)
+        page.click("text=I have saved them, continue")
+    else:
+        expect(page).to_have_url(f"{stack.base_url}/auth/mfa/verify")
+        page.fill("#code", stack.next_totp_code())
+        page.click("button[type=submit]")
+    expect(page.locator("h1", has_text="Cost overview")).to_be_visible()
+
+
+def test_sign_in_enrol_and_see_the_overview(page, stack, tmp_path):
+    sign_in(page, stack)
+    mtd = page.locator("[data-kpi='Month to date']")
+    expect(mtd).to_contain_text("$")
+    api = page.request.get(f"{stack.base_url}/api/v1/overview/").json()
+    shown = mtd.inner_text().replace("$", "").replace(",", "")
+    assert abs(float(shown) - float(api["kpis"]["month_to_date"])) < 0.005
+    expect(page.locator("#overview-trend .main-svg").first).to_be_visible()
+    expect(page.locator("#overview-trend g.point")).not_to_have_count(0)
+    expect(page.locator("#overview-services g.point")).to_have_count(11)  # top 10 and Other
+    page.screenshot(path=str(tmp_path / f"overview-{stack.kind}.png"), full_page=True)
+    assert not [e for e in page.console_errors if "Content Security Policy" in e], page.console_errors
+
+
+def _progress_values(page, *, until: str, timeout: float = 120) -> list[int]:  # type: ignore[no-untyped-def]
+    bar = page.locator("#job-rebuild-progress .progress-bar")
+    status = page.locator("#job-rebuild-status")
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = int(float(bar.get_attribute("aria-valuenow") or 0))
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        if until in status.inner_text():
+            return seen
+        page.wait_for_timeout(100)
+    raise AssertionError(f"status never said {until!r}; progress seen: {seen}")
+
+
+def test_job_progress_bar_moves_to_the_end(page, stack):
+    sign_in(page, stack)
+    page.click("#job-rebuild-start")
+    expect(page.locator("#job-rebuild-cancel")).to_be_enabled()
+    seen = _progress_values(page, until="finished")
+    assert any(0 < v < 100 for v in seen), f"no intermediate progress was shown: {seen}"
+    expect(page.locator("#job-rebuild-status")).to_contain_text("Rebuilt")
+    page.goto(f"{stack.base_url}/jobs")
+    expect(page.locator("#job-history tbody tr").first).to_contain_text("succeeded")
+
+
+def test_running_job_can_be_cancelled(page, stack):
+    sign_in(page, stack)
+    page.click("#job-rebuild-start")
+    bar = page.locator("#job-rebuild-progress .progress-bar")
+    expect(bar).not_to_have_attribute("aria-valuenow", "0", timeout=30_000)
+    page.click("#job-rebuild-cancel")
+    expect(page.locator("#job-rebuild-status")).to_have_text("Job cancelled.")
+    expect(page.locator("#job-rebuild-start")).to_be_enabled()
+    page.goto(f"{stack.base_url}/jobs")
+    expect(page.locator("#job-history tbody tr").first).to_contain_text("cancelled")

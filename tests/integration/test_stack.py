@@ -1,0 +1,88 @@
+"""The real processes: health of every part, refusals over HTTP, metrics across workers, figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from models import CostFact
+from services.database import make_engine
+from tests.stacks import Stack
+
+pytestmark = pytest.mark.integration
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def sign_in(stack: Stack) -> requests.Session:
+    """Sign in over HTTP like a browser: password, TOTP enrolment (or a code), session cookie."""
+    http = requests.Session()
+    page = http.get(f"{stack.base_url}/auth/login", timeout=10).text
+    response = http.post(f"{stack.base_url}/auth/login", timeout=10, allow_redirects=False, data={
+        "username": stack.username, "password": stack.password, "csrf_token": _CSRF.search(page).group(1)})
+    assert response.status_code == 302, response.text
+    step = response.headers["Location"]
+    page = http.get(f"{stack.base_url}{step}", timeout=10).text
+    if step.endswith("/enrol"):
+        stack.totp_secret = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', page).group(1)
+    code = stack.next_totp_code()  # never a replay of an earlier sign-in's code
+    done = http.post(f"{stack.base_url}{step}", timeout=10, allow_redirects=False,
+                     data={"code": code, "csrf_token": _CSRF.search(page).group(1)})
+    assert done.status_code == 302, done.text
+    return http
+
+
+def test_health_reports_every_part(stack):
+    body = requests.get(f"{stack.base_url}/health/", timeout=10).json()
+    assert body["status"] == "ok", body
+    checks = body["checks"]
+    if stack.kind == "production":
+        assert checks["database"]["detail"] == "postgresql"
+        assert checks["cache"]["detail"] == checks["broker"]["detail"] == "redis"
+        assert checks["workers"]["detail"] == "1 responding"
+    else:
+        assert checks["database"]["detail"] == "sqlite"
+        assert checks["workers"]["detail"].startswith("embedded")
+    assert requests.get(f"{stack.base_url}/health/ready/", timeout=10).json()["checks"]["migrations"]["ok"]
+
+
+@pytest.mark.parametrize("path, status", [("/", 302), ("/_dash-layout", 401), ("/_dash-dependencies", 401),
+                                          ("/api/v1/overview/", 401), ("/assets/app.css", 401),
+                                          ("/metrics/", 401), ("/jobs", 302)])
+def test_routes_refuse_requests_without_a_session(stack, path, status):
+    assert requests.get(f"{stack.base_url}{path}", timeout=10, allow_redirects=False).status_code == status
+
+
+def test_metrics_count_requests_of_every_gunicorn_worker(production_stack):
+    stack = production_stack
+    for _ in range(20):
+        requests.get(f"{stack.base_url}/health/live/", timeout=10)
+    text = requests.get(f"{stack.base_url}/metrics/", timeout=10,
+                        headers={"Authorization": f"Bearer {stack.env['METRICS_TOKEN']}"}).text
+    counts = [float(v) for v in re.findall(
+        r'finops_http_requests_total\{method="GET",route="/health/live/",status="200"\} (\S+)', text)]
+    assert sum(counts) >= 20
+
+
+def test_overview_api_figures_equal_independent_sums_of_the_facts(stack):
+    http = sign_in(stack)
+    body = http.get(f"{stack.base_url}/api/v1/overview/", timeout=30).json()
+    today = dt.date.fromisoformat(body["kpis"]["as_of"])
+    engine = make_engine(stack.database_url) if stack.kind == "embedded" else create_engine(stack.database_url)
+    with engine.connect() as conn:
+        mtd = sum((Decimal(str(v)) for v in conn.scalars(
+            select(CostFact.unblended_cost).where(CostFact.usage_date >= today.replace(day=1),
+                                                  CostFact.usage_date <= today))), Decimal(0))
+        start, end = dt.date.fromisoformat(body["start"]), dt.date.fromisoformat(body["end"])
+        in_range = sum((Decimal(str(v)) for v in conn.scalars(
+            select(CostFact.unblended_cost).where(CostFact.usage_date >= start, CostFact.usage_date <= end))),
+            Decimal(0))
+        accounts = conn.scalar(select(func.count(func.distinct(CostFact.usage_account_id))))
+    engine.dispose()
+    assert Decimal(body["kpis"]["month_to_date"]) == mtd
+    assert Decimal(body["total"]) == in_range
+    assert len(body["by_account"]) == accounts >= 12

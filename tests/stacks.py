@@ -1,0 +1,158 @@
+"""Start the real application as separate processes: the embedded demo, or serve + worker on
+PostgreSQL and Redis, the way an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.crypto import Keyring
+
+BIN = Path(sys.executable).parent
+CLI = str(BIN / "finops-dashboard")
+REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None,
+                  log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}:\n{log.read_text() if log else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a local test URL
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text() if log else ''}")
+
+
+def stop(process: subprocess.Popen[bytes], *, timeout: float = 15) -> None:
+    """Stop a process group gracefully, then for good."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@dataclass
+class Stack:
+    """A running application: where it answers, how to sign in, what it runs on."""
+
+    base_url: str
+    username: str
+    password: str
+    database_url: str
+    kind: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    totp_secret: str = ""
+    last_step: int = -1
+
+    def next_totp_code(self) -> str:
+        """Return a code the server has not seen yet (waiting for the next step when needed)."""
+        import pyotp
+
+        while True:
+            step = int(time.time()) // 30
+            candidate = max(step, self.last_step + 1)
+            if candidate <= step + 1:
+                self.last_step = candidate
+                return pyotp.TOTP(self.totp_secret).at(candidate * 30)
+            time.sleep(1)
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def start_embedded(tmp: Path) -> Stack:
+    """Run `finops-dashboard demo` exactly as the README says, in its own instance folder."""
+    port = free_port()
+    log = tmp / "demo.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")}
+    process = _spawn([CLI, "demo", "--port", str(port), "--instance", str(tmp / "instance")], env, log)
+    wait_for_http(f"http://127.0.0.1:{port}/health/live/", timeout=240, process=process, log=log)
+    output = log.read_text()
+    password = re.search(r"password: (\S+)", output)
+    assert password, output
+    return Stack(base_url=f"http://127.0.0.1:{port}", username="admin", password=password.group(1),
+                 database_url=f"sqlite:///{tmp / 'instance' / 'finops.db'}", kind="embedded",
+                 processes=[process], logs=[log])
+
+
+def production_env(tmp: Path, database_url: str, redis_db: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    env.update({
+        "SECRET_KEY": "integration-" + uuid.uuid4().hex + uuid.uuid4().hex,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": f"redis://{REDIS_HOST}:6379/{redis_db}",
+        "REDIS_URL": f"redis://{REDIS_HOST}:6379/{redis_db + 1}",
+        "ENCRYPTION_KEYS": Keyring.generate_spec("it1"),
+        "AUDIT_HMAC_KEY": "integration-audit-key-" + uuid.uuid4().hex,
+        "SESSION_COOKIE_SECURE": "false",
+        "METRICS_TOKEN": "metrics-" + uuid.uuid4().hex,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        "INSTANCE_DIR": str(tmp / "instance"),
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def start_production(tmp: Path, database_url: str, redis_db: int) -> Stack:
+    """Migrate, seed, create an admin, then run `serve` (gunicorn) and `worker` (Celery)."""
+    import redis
+
+    for db in (redis_db, redis_db + 1):
+        redis.Redis(host=REDIS_HOST, port=6379, db=db).flushdb()
+    env = production_env(tmp, database_url, redis_db)
+    for argv in ([CLI, "db", "upgrade"], [CLI, "seed-demo"]):
+        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=600)
+    created = subprocess.run([CLI, "create-admin", "--username", "admin"], env=env, check=True,
+                             capture_output=True, text=True, timeout=60)
+    password = re.search(r"Password \(shown once\): (\S+)", created.stdout)
+    assert password, created.stdout + created.stderr
+    port = free_port()
+    web_log, worker_log = tmp / "web.log", tmp / "worker.log"
+    worker = _spawn([CLI, "worker", "--concurrency", "2", "--loglevel", "WARNING"], env, worker_log)
+    web = _spawn([CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"], env, web_log)
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", username="admin", password=password.group(1),
+                  database_url=database_url, kind="production", processes=[worker, web],
+                  logs=[web_log, worker_log], env=env)
+    try:
+        wait_for_http(f"{stack.base_url}/health/live/", timeout=60, process=web, log=web_log)
+        wait_for_http(f"{stack.base_url}/health/", timeout=60, process=worker, log=worker_log)
+    except BaseException:
+        stack.close()
+        raise
+    return stack
