@@ -29,7 +29,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from sqlalchemy import distinct, func, insert, select
 from sqlalchemy.orm import Session
@@ -291,7 +291,9 @@ CATALOGUE: dict[str, ServiceSpec] = {
 }
 
 #: What every workload account runs; the organisation trail lives in the management account.
-_BASELINE = ("ec2_other", "vpc", "cloudwatch", "s3", "kms", "config", "guardduty")
+_BASELINE = ("ec2_other", "cloudwatch", "s3", "config", "guardduty")
+#: Production accounts also pay for private networking and customer-managed keys.
+_PROD_BASELINE = (*_BASELINE, "vpc", "kms")
 
 
 @dataclass(frozen=True)
@@ -330,26 +332,26 @@ ACCOUNTS: tuple[AccountProfile, ...] = (
                     "securityhub")),
     AccountProfile("284610375921", "acme-prod-core", "prod", "platform", 17.0,
                    ("us-east-1", "us-west-2"),
-                   (*_BASELINE, "ec2", "rds", "eks", "elb", "elasticache", "dynamodb", "efs",
+                   (*_PROD_BASELINE, "ec2", "rds", "eks", "elb", "elasticache", "dynamodb", "efs",
                     "backup", "ecr", "lambda", "sqs", "route53", "waf", "secrets"),
                    shared=True),
     AccountProfile("351207894463", "acme-prod-payments", "prod", "payments", 12.0,
                    ("us-east-1", "eu-west-1"),
-                   (*_BASELINE, "ec2", "rds", "elb", "dynamodb", "elasticache", "lambda", "sqs",
+                   (*_PROD_BASELINE, "ec2", "rds", "elb", "dynamodb", "elasticache", "lambda", "sqs",
                     "sns", "apigw", "waf", "kinesis", "stepfunctions", "secrets"),
                    focus={"dynamodb": 2.0}),
     AccountProfile("418539027716", "acme-prod-web", "prod", "web", 11.0,
                    ("us-east-1", "eu-west-1", "ap-southeast-1"),
-                   (*_BASELINE, "ec2", "rds", "cloudfront", "elb", "elasticache", "lambda",
+                   (*_PROD_BASELINE, "ec2", "rds", "cloudfront", "elb", "elasticache", "lambda",
                     "apigw", "waf", "ecs", "secrets"),
                    focus={"cloudfront": 2.0}),
     AccountProfile("527394160058", "acme-prod-eu", "prod", "web", 8.0,
                    ("eu-central-1", "eu-west-1", "eu-west-2"),
-                   (*_BASELINE, "ec2", "rds", "eks", "elb", "cloudfront", "elasticache",
+                   (*_PROD_BASELINE, "ec2", "rds", "eks", "elb", "cloudfront", "elasticache",
                     "backup")),
     AccountProfile("603918274452", "acme-data-platform", "prod", "data", 15.0,
                    ("us-east-1", "us-west-2"),
-                   (*_BASELINE, "ec2", "redshift", "glue", "athena", "kinesis", "opensearch",
+                   (*_PROD_BASELINE, "ec2", "redshift", "glue", "athena", "kinesis", "opensearch",
                     "rds", "lambda", "stepfunctions", "dynamodb"),
                    focus={"redshift": 3.0, "glue": 3.0, "athena": 3.0, "kinesis": 2.0,
                           "s3": 1.8, "ec2": 0.6}),
@@ -359,12 +361,12 @@ ACCOUNTS: tuple[AccountProfile, ...] = (
                    focus={"sagemaker": 8.0, "s3": 1.5}),
     AccountProfile("836401752290", "acme-security", "prod", "security", 3.0,
                    ("us-east-1", "eu-west-1"),
-                   (*_BASELINE, "waf", "securityhub", "lambda", "kinesis", "opensearch",
+                   (*_PROD_BASELINE, "waf", "securityhub", "lambda", "kinesis", "opensearch",
                     "athena"),
                    focus={"guardduty": 4.0, "securityhub": 4.0, "opensearch": 2.0}),
     AccountProfile("940752618337", "acme-shared-services", "prod", "platform", 5.0,
                    ("us-east-1",),
-                   (*_BASELINE, "ec2", "ecr", "route53", "elb", "backup", "lambda", "ecs",
+                   (*_PROD_BASELINE, "ec2", "ecr", "route53", "elb", "backup", "lambda", "ecs",
                     "efs"),
                    focus={"ecr": 4.0, "vpc": 3.0}, shared=True),
     AccountProfile("152836947701", "acme-log-archive", "prod", "security", 2.5,
@@ -391,7 +393,7 @@ ACCOUNTS: tuple[AccountProfile, ...] = (
                     "sagemaker", "apigw")),
     AccountProfile("607381592456", "acme-apac-prod", "prod", "web", 5.0,
                    ("ap-southeast-1", "ap-northeast-1", "ap-south-1"),
-                   (*_BASELINE, "ec2", "rds", "elb", "cloudfront", "elasticache", "lambda"),
+                   (*_PROD_BASELINE, "ec2", "rds", "elb", "cloudfront", "elasticache", "lambda"),
                    opened_days_ago=270),
 )
 
@@ -728,23 +730,30 @@ def _usage_fact(line: _Line, day: dt.date, quantity: Decimal) -> FactRow:
 
 def _savings_plan_facts(plan: _Plan, account_id: str, day: dt.date,
                         usage: list[tuple[_Line, Decimal]]) -> list[FactRow]:
-    """Split SP-eligible usage into covered and on-demand rows, and add the daily fee."""
+    """Cover SP-eligible usage until the commitment runs out; add the daily fee.
+
+    Like AWS, the plan applies to one usage after another, so the first lines are covered,
+    one is partly covered and the rest stay on demand.
+    """
     hourly = sum((h for start, h in plan.savings_plans.get(account_id, []) if day >= start),
                  Decimal(0))
     if not usage or hourly == 0:
-        return [_usage_fact(line, day, qty) for line, qty in usage if qty > 0]
+        return [_usage_fact(line, day, qty) for line, qty in usage]
     commitment = hourly * 24
-    on_demand = sum((_money(qty * line.usage.price) for line, qty in usage), Decimal(0))
-    eligible = on_demand * (1 - SP_DISCOUNT)
-    ratio = Decimal(1) if eligible <= commitment else commitment / eligible
     rows: list[FactRow] = []
     used = Decimal(0)
     for line, qty in usage:
-        covered_qty = (qty * ratio).quantize(QUANTITY_QUANTUM, rounding=ROUND_HALF_UP)
+        left = commitment - used
+        rate = line.usage.price * (1 - SP_DISCOUNT)
+        covered_qty = qty if qty * rate <= left else (left / rate).quantize(
+            QUANTITY_QUANTUM, rounding=ROUND_DOWN)
+        if covered_qty <= 0:
+            rows.append(_usage_fact(line, day, qty))
+            continue
         covered = _money(covered_qty * line.usage.price)
         effective = _money(covered * (1 - SP_DISCOUNT))
         used += effective
-        if qty - covered_qty > 0:
+        if qty > covered_qty:
             rows.append(_usage_fact(line, day, qty - covered_qty))
         rows.append(_fact(line, day, "SavingsPlanCoveredUsage", unblended=covered,
                           amortized=effective, list_cost=covered, net=_net(covered),
