@@ -9,13 +9,15 @@ other and of how many months are generated.
 Cost semantics follow Cost Explorer's record types:
 
 * ``Usage``: on-demand; amortized equals unblended, list equals unblended.
-* ``SavingsPlanCoveredUsage``: unblended and list are the on-demand cost, amortized is the
+* ``SavingsPlanCoveredUsage`` (EC2 in production accounts, covered line after line until the
+  hourly commitment is used up): unblended and list are the on-demand cost, amortized is the
   Savings Plan rate; a matching ``SavingsPlanNegation`` row cancels the on-demand cost in
   unblended, and a daily ``SavingsPlanRecurringFee`` row (service "Savings Plans for AWS
   Compute usage") carries the commitment in unblended and its unused part in amortized.
-* ``DiscountedUsage``: Reserved Instance hours; unblended 0, amortized the effective RI rate,
-  list the on-demand cost. ``RIFee`` rows on the 1st of each month carry the recurring charge
-  (amortized 0), a ``Fee`` row carries the upfront payment of an RI bought inside the window.
+* ``DiscountedUsage`` (RDS in production accounts): Reserved Instance hours; unblended 0,
+  amortized the effective RI rate, list the on-demand cost. ``RIFee`` rows on the 1st of each
+  month carry the recurring charge (amortized 0), a ``Fee`` row the upfront payment of an RI
+  bought inside the window.
 * ``Tax`` and ``Support`` on the 1st of the month, ``Credit`` rows negative.
 * ``net_cost`` is unblended after a 3% enterprise discount (not on tax, support or credits).
 """
@@ -291,9 +293,9 @@ CATALOGUE: dict[str, ServiceSpec] = {
 }
 
 #: What every workload account runs; the organisation trail lives in the management account.
-_BASELINE = ("ec2_other", "cloudwatch", "s3", "config", "guardduty")
-#: Production accounts also pay for private networking and customer-managed keys.
-_PROD_BASELINE = (*_BASELINE, "vpc", "kms")
+_BASELINE = ("ec2_other", "cloudwatch", "s3", "guardduty")
+#: Production accounts also record configuration and pay for private networking and keys.
+_PROD_BASELINE = (*_BASELINE, "config", "vpc", "kms")
 
 
 @dataclass(frozen=True)
@@ -361,12 +363,12 @@ ACCOUNTS: tuple[AccountProfile, ...] = (
                    focus={"sagemaker": 8.0, "s3": 1.5}),
     AccountProfile("836401752290", "acme-security", "prod", "security", 3.0,
                    ("us-east-1", "eu-west-1"),
-                   (*_PROD_BASELINE, "waf", "securityhub", "lambda", "kinesis", "opensearch",
+                   (*_PROD_BASELINE, "waf", "securityhub", "kinesis", "opensearch",
                     "athena"),
                    focus={"guardduty": 4.0, "securityhub": 4.0, "opensearch": 2.0}),
     AccountProfile("940752618337", "acme-shared-services", "prod", "platform", 5.0,
                    ("us-east-1",),
-                   (*_PROD_BASELINE, "ec2", "ecr", "route53", "elb", "backup", "lambda", "ecs",
+                   (*_PROD_BASELINE, "ec2", "ecr", "route53", "elb", "backup", "ecs",
                     "efs"),
                    focus={"ecr": 4.0, "vpc": 3.0}, shared=True),
     AccountProfile("152836947701", "acme-log-archive", "prod", "security", 2.5,
@@ -376,7 +378,7 @@ ACCOUNTS: tuple[AccountProfile, ...] = (
                    focus={"s3": 2.5}),
     AccountProfile("263947158012", "acme-staging", "staging", "platform", 6.0,
                    ("us-east-1", "eu-west-1"),
-                   (*_BASELINE, "ec2", "rds", "eks", "elb", "elasticache", "lambda", "ecr"),
+                   (*_BASELINE, "ec2", "rds", "eks", "elb", "elasticache", "ecr"),
                    shared=True),
     AccountProfile("374058269123", "acme-dev", "dev", "web", 5.0,
                    ("us-east-1", "us-west-2"),
@@ -518,8 +520,8 @@ def _line_keys(rng: random.Random, account: AccountProfile, spec: ServiceSpec
     primary, others = account.regions[0], account.regions[1:]
     if spec.weight >= 7.0:
         # The big services: the main usage type and maybe another at home, the main one in
-        # some other regions; compute runs in every region the account uses.
-        is_compute = spec.weight >= 30.0
+        # some other regions; production compute runs in every region the account uses.
+        is_compute = spec.weight >= 30.0 and account.is_prod
         extra = rng.sample(spec.usage[1:], 1 if is_compute and account.weight >= 10.0
                            else rng.randint(0, 1))
         pairs = [(u, primary) for u in (spec.usage[0], *extra)]
@@ -581,7 +583,7 @@ def _pick_spikes(rng: random.Random, today: dt.date) -> list[_Spike]:
         days = rng.randint(1, 3)
         start = today - dt.timedelta(days=rng.randint(low, high))
         spikes.append(_Spike(start, days, ACCOUNTS_BY_NAME[account_name].account_id, key,
-                             rng.uniform(4.0, 7.5)))
+                             rng.uniform(4.5, 8.0)))
     return spikes
 
 
@@ -606,7 +608,12 @@ def _sp_cost(plan: _Plan, account_id: str, day: dt.date) -> float:
                if line.account.account_id == account_id and line.usage.commitment == "sp")
 
 
+#: What a Savings Plan dollar buys against on-demand, for sizing commitments.
+_SP_RATE = float(1 - SP_DISCOUNT)
+
+
 def _pick_commitments(rng: random.Random, plan: _Plan) -> None:
+    """Size Savings Plans and Reserved Instances on usage before (and inside) the window."""
     before_window = dt.date(1970, 1, 1)
     reference = plan.anchor - dt.timedelta(days=400)
     prod = [a for a in ACCOUNTS if a.is_prod and "ec2" in a.services]
@@ -615,11 +622,11 @@ def _pick_commitments(rng: random.Random, plan: _Plan) -> None:
         if account.opened_days_ago is not None:
             start = plan.anchor - dt.timedelta(days=account.opened_days_ago - 45)
             sized_on = start
-        hourly = 0.55 * _sp_cost(plan, account.account_id, sized_on) * 0.72 / 24
+        hourly = 0.55 * _sp_cost(plan, account.account_id, sized_on) * _SP_RATE / 24
         plan.savings_plans[account.account_id] = [(start, Decimal(f"{hourly:.3f}"))]
     for account in rng.sample([a for a in prod if a.opened_days_ago is None], 2):
         bought = plan.anchor - dt.timedelta(days=rng.randint(90, 240))
-        hourly = 0.2 * _sp_cost(plan, account.account_id, bought) * 0.72 / 24
+        hourly = 0.2 * _sp_cost(plan, account.account_id, bought) * _SP_RATE / 24
         plan.savings_plans[account.account_id].append((bought, Decimal(f"{hourly:.3f}")))
     bought_in_window = ACCOUNTS_BY_NAME["acme-data-platform"].account_id
     purchase_day = plan.anchor - dt.timedelta(days=rng.randint(100, 150))
@@ -665,7 +672,11 @@ def _plan(*, today: dt.date, seed: int) -> _Plan:
 
 
 def demo_anomalies(*, today: dt.date, seed: int = DEFAULT_SEED) -> list[tuple[dt.date, str, str]]:
-    """Return every (day, usage account id, service) the demo makes spike, oldest first."""
+    """Return every (day, usage account id, service) the demo makes spike, oldest first.
+
+    Spikes fall 4 to 330 days before ``today``, one of them within the last 60 days; with a
+    short ``months`` window the older ones precede the data.
+    """
     plan = _plan(today=today, seed=seed)
     days = [
         (spike.start + dt.timedelta(days=offset), spike.account_id,
@@ -773,7 +784,7 @@ def _savings_plan_facts(plan: _Plan, account_id: str, day: dt.date,
     return rows
 
 
-def _reservation_facts(plan: _Plan, day: dt.date, line: _Line, quantity: Decimal,
+def _reservation_facts(day: dt.date, line: _Line, quantity: Decimal,
                        reservations: list[_Reservation]) -> list[FactRow]:
     """Split RI-eligible hours into discounted and on-demand rows, with fees on the 1st."""
     active = [r for r in reservations if day >= r.starts_on]
@@ -874,7 +885,7 @@ def _day_rows(plan: _Plan, rng: random.Random, day: dt.date,
         if line.usage.commitment == "sp" and line.account.is_prod:
             sp_usage[line.account.account_id].append((line, quantity))
         elif index in reservations:
-            rows.extend(_reservation_facts(plan, day, line, quantity, reservations[index]))
+            rows.extend(_reservation_facts(day, line, quantity, reservations[index]))
         else:
             rows.append(_usage_fact(line, day, quantity))
     for account_id, usage in sp_usage.items():
@@ -1204,7 +1215,7 @@ def _utilisation(rng: random.Random, profile: str, *, is_database: bool) -> dict
 
 
 def _utilisation_rows(inv: _Inventory, *, today: dt.date, seed: int) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for index, profile in inv.profiles:
         resource = inv.resources[index]
         rng = random.Random(f"{seed}:{resource.resource_id}")
@@ -1237,7 +1248,7 @@ def _add_accounts(session: Session) -> None:
 
 
 def _summarise(session: Session, *, today: dt.date, already_loaded: bool) -> DemoSummary:
-    demo = CostFact.source == SOURCE
+    is_demo = CostFact.source == SOURCE
     facts = session.execute(
         select(
             func.count(),
@@ -1246,10 +1257,11 @@ def _summarise(session: Session, *, today: dt.date, already_loaded: bool) -> Dem
             func.count(distinct(CostFact.usage_date)),
             func.min(CostFact.usage_date),
             func.max(CostFact.usage_date),
-        ).where(demo)
+        ).where(is_demo)
     ).one()
     regions = session.scalar(
-        select(func.count(distinct(CostFact.region))).where(demo, CostFact.region != GLOBAL_REGION)
+        select(func.count(distinct(CostFact.region))).where(is_demo,
+                                                            CostFact.region != GLOBAL_REGION)
     )
     resources = session.scalar(select(func.count()).select_from(Resource)
                                .where(Resource.source == SOURCE))

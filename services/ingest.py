@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
@@ -48,6 +48,9 @@ class FactRow:
     usage_quantity: Decimal | None = None
     usage_unit: str | None = None
     currency: str = "USD"
+    #: The invoice month the row belongs to; defaults to the month of ``usage_date``. FOCUS and
+    #: CUR say it explicitly (a credit or a fee may be dated outside its billing period).
+    billing_period: dt.date | None = None
 
 
 def billing_period_of(day: dt.date) -> dt.date:
@@ -106,27 +109,33 @@ def replace_period(
     rows: Iterable[FactRow],
     actor_id: int | None = None,
     file_name: str | None = None,
+    payer_account_ids: Collection[str] | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ImportBatch:
     """Replace one source's facts for one billing period and rebuild that period's rollups.
 
-    Runs inside the caller's transaction: if anything fails the caller rolls back and the
-    database is as it was. Importing the same period again replaces it, never duplicates it.
+    ``payer_account_ids`` narrows what is replaced to those payer (billing) accounts, so that
+    files of two organisations for the same month do not replace each other. Runs inside the
+    caller's transaction: if anything fails the caller rolls back and the database is as it was.
+    Importing the same period again replaces it, never duplicates it.
     """
     period = billing_period_of(billing_period)
     batch = ImportBatch(source=source, billing_period=period, created_by_id=actor_id,
                         file_name=file_name, status="running")
     session.add(batch)
     session.flush()
-    session.execute(
-        delete(CostFact).where(CostFact.billing_period == period, CostFact.source == source)
-    )
+    stale = delete(CostFact).where(CostFact.billing_period == period, CostFact.source == source)
+    if payer_account_ids is not None:
+        stale = stale.where(CostFact.payer_account_id.in_(sorted(payer_account_ids)))
+    session.execute(stale)
     total = 0
     for chunk in _chunks(rows, CHUNK_SIZE):
         for row in chunk:
-            if billing_period_of(row.usage_date) != period:
+            row_period = billing_period_of(row.billing_period or row.usage_date)
+            if row_period != period:
                 raise ValueError(
-                    f"a row dated {row.usage_date} does not belong to billing period {period}"
+                    f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
+                    f"to billing period {period}"
                 )
         session.execute(
             insert(CostFact),

@@ -63,11 +63,20 @@ def db(demo_url: str, loaded: object) -> Iterator[Session]:
         yield session
 
 
+#: The generator's last months: fees on the 1st, commitments, a spike and a partial month.
+RECENT_MONTHS = 4
+
+
 @pytest.fixture(scope="module")
-def rows() -> list[FactRow]:
-    """Every fact row the demo generates, straight from the generator."""
-    return [row for _, period_rows in demo.generate_facts(today=TODAY, seed=SEED, months=MONTHS)
-            for row in period_rows]
+def recent() -> list[tuple[dt.date, list[FactRow]]]:
+    """The demo's last months, straight from the generator."""
+    return list(demo.generate_facts(today=TODAY, seed=SEED, months=RECENT_MONTHS))
+
+
+@pytest.fixture(scope="module")
+def rows(recent: list[tuple[dt.date, list[FactRow]]]) -> list[FactRow]:
+    """Every fact row of the demo's last months."""
+    return [row for _, period_rows in recent for row in period_rows]
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -87,6 +96,13 @@ def _daily(session: Session, account_id: str, service: str) -> dict[dt.date, Dec
 
 def _total(session: Session, column: object, *where: object) -> Decimal:
     return Decimal(session.scalar(select(money_sum(column)).where(*where)))
+
+
+def _totals(session: Session, model: type) -> dict[str, Decimal]:
+    """Sum the four cost metrics of a fact or rollup table in one scan."""
+    metrics = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+    sums = session.execute(select(*(money_sum(getattr(model, m)) for m in metrics))).one()
+    return {metric: Decimal(value) for metric, value in zip(metrics, sums, strict=True)}
 
 
 # -- what a user sees after loading ---------------------------------------------------------
@@ -185,14 +201,12 @@ def test_untagged_cost_is_an_explicit_share_between_8_and_25_percent(db):
 
 
 def test_amortized_differs_from_unblended_and_net_is_below_it(db):
-    unblended = _total(db, CostFact.unblended_cost)
-    amortized = _total(db, CostFact.amortized_cost)
-    net = _total(db, CostFact.net_cost)
-    list_cost = _total(db, CostFact.list_cost)
+    totals = _totals(db, CostFact)
+    unblended, amortized = totals["unblended_cost"], totals["amortized_cost"]
     assert unblended > 0 and amortized > 0
     assert amortized != unblended
-    assert net < unblended
-    assert list_cost > unblended
+    assert totals["net_cost"] < unblended
+    assert totals["list_cost"] > unblended
 
 
 def test_commitments_show_as_covered_usage_and_fees(db):
@@ -239,11 +253,27 @@ def test_dev_accounts_cost_less_at_weekends(db):
     assert statistics.mean(weekends) < Decimal("0.6") * statistics.mean(weekdays)
 
 
+def test_a_new_account_and_commitment_purchases_change_spend_in_steps(db):
+    apac = demo.ACCOUNTS_BY_NAME["acme-apac-prod"].account_id
+    apac_days = sorted(set(db.scalars(
+        select(CostDailyRollup.usage_date).where(CostDailyRollup.usage_account_id == apac))))
+    assert FIRST_DAY < apac_days[0] < TODAY - dt.timedelta(days=180)
+    assert len(apac_days) == (TODAY - apac_days[0]).days + 1
+    fees: dict[str, set[Decimal]] = defaultdict(set)
+    for account, fee in db.execute(
+        select(CostFact.usage_account_id, CostFact.unblended_cost)
+        .where(CostFact.charge_category == "SavingsPlanRecurringFee")
+    ):
+        fees[account].add(fee)
+    assert sum(1 for amounts in fees.values() if len(amounts) == 2) >= 2
+    upfront = db.scalars(select(CostFact.usage_date).where(CostFact.charge_category == "Fee")).all()
+    assert upfront and all(FIRST_DAY < day <= TODAY for day in upfront)
+
+
 def test_rollup_totals_equal_the_facts_exactly(db):
-    for column in ("unblended_cost", "amortized_cost", "net_cost", "list_cost"):
-        facts = _total(db, getattr(CostFact, column))
-        for rollup in (CostDailyRollup, CostAllocationRollup, CostMonthlyRollup):
-            assert _total(db, getattr(rollup, column)) == facts
+    facts = _totals(db, CostFact)
+    for rollup in (CostDailyRollup, CostAllocationRollup, CostMonthlyRollup):
+        assert _totals(db, rollup) == facts
 
 
 def test_anomalies_stand_out_against_the_two_weeks_before(db):
@@ -331,9 +361,20 @@ def test_loading_again_writes_nothing(db, loaded):
 # -- the generator on its own ---------------------------------------------------------------
 
 
-def test_loaded_facts_are_the_generated_rows(loaded, rows):
-    summary, _ = loaded
-    assert summary.fact_rows == len(rows)
+def test_each_loaded_month_holds_the_generated_rows(db, recent):
+    batches = {period: count for period, count in db.execute(
+        select(ImportBatch.billing_period, ImportBatch.row_count).where(ImportBatch.source == "demo"))}
+    assert len(batches) == MONTHS
+    assert {period: len(period_rows) for period, period_rows in recent} == {
+        period: count for period, count in batches.items() if period in dict(recent)}
+    for period, period_rows in recent[-1:]:
+        loaded = [tuple(row) for row in db.execute(
+            select(CostFact.usage_date, CostFact.usage_account_id, CostFact.usage_type,
+                   CostFact.charge_category, CostFact.unblended_cost, CostFact.amortized_cost)
+            .where(CostFact.billing_period == period))]
+        assert sorted(loaded) == sorted(
+            (r.usage_date, r.usage_account_id, r.usage_type, r.charge_category,
+             r.unblended_cost, r.amortized_cost) for r in period_rows)
 
 
 def test_money_is_exact_decimal_with_at_most_eleven_places(rows):
@@ -350,9 +391,10 @@ def test_list_cost_is_never_below_unblended(rows):
 
 def test_usage_types_carry_the_prefix_of_their_region(rows):
     prefixes = demo.REGION_PREFIXES
+    regional = tuple(f"{prefix}-" for prefix in prefixes.values())
     for row in rows:
         if row.region == "global":
-            assert row.usage_type[:5].rstrip("-") not in prefixes.values()
+            assert not row.usage_type.startswith(regional), row
         elif row.usage_type:
             assert row.usage_type.startswith(prefixes[row.region] + "-"), row
     global_services = {r.service for r in rows if r.region == "global"}

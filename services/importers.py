@@ -1,0 +1,855 @@
+"""Import cost files: FOCUS 1.0-1.2 and AWS CUR 2.0, as CSV, gzip CSV or Parquet.
+
+The file is read twice, lazily, never held in memory: a first pass parses and validates every
+row and notes the billing periods, billing (payer) accounts, providers and currencies it holds;
+if anything is wrong, ``InvalidInput`` lists the first problems and nothing has been written.
+Then, for each billing period, a second pass streams that period's rows into
+``services.ingest.replace_period``, which replaces the facts of that period, source and billing
+accounts (so importing the same file again changes nothing) and rebuilds the rollups. A file of
+one billing period, the normal case, is thus read twice; one of ``n`` periods ``n + 1`` times.
+Everything happens in the caller's transaction: on any error the caller rolls back.
+
+Reading
+    The format is sniffed from the content: gzip magic (``.csv.gz``), Parquet magic
+    (``.parquet``, read one record batch of the needed columns at a time), else UTF-8 CSV (a
+    byte-order mark is ignored). The literal ``NULL`` and empty values mean "missing". Columns
+    the mapping does not use are ignored (FOCUS 1.1/1.2 ``ServiceSubcategory``,
+    ``PricingCurrency``..., ``x_`` columns; the hundred-odd CUR 2.0 columns). Row ``N`` in a
+    message is the ``N``-th record after the header (line ``N + 1`` when no value spans lines).
+
+Values
+    Money and quantities are parsed as ``Decimal`` from their text, never through a float. A
+    Parquet ``double`` (CUR 2.0 stores costs so) is taken by its shortest round-trip text
+    (``repr``), which is the decimal the exporter wrote. Money is rounded half-even to 11 decimal
+    places, the FOCUS precision and the scale of the money columns (PostgreSQL would round there
+    anyway; rounding here keeps SQLite identical). Dates accept ISO 8601 with ``T`` or a space,
+    with or without ``Z`` / an offset, or a bare date; aware times are taken in UTC. The usage
+    date is the UTC date of the charge's start; the billing period is the month of its start.
+
+Account ids
+    FOCUS account ids can be long (Azure ``/subscriptions/<guid>``, OCI tenancy OCIDs) while the
+    account columns hold 32 characters. An id that fits is stored unchanged; a longer one is
+    stored as ``...<last 20 characters>#<8 hex digits of its SHA-256>`` (see
+    ``stored_account_id``): stable, distinct, recognisable. Widening the columns makes this a
+    no-op, since the limit is read from the models.
+
+FOCUS (1.0, 1.1, 1.2) to ``FactRow``
+    ================  ===============================================================
+    usage_date        ChargePeriodStart (UTC date)
+    billing_period    BillingPeriodStart (its month)
+    provider          ProviderName (``ServiceProviderName``, FOCUS 1.3's name, accepted)
+    payer_account_id  BillingAccountId
+    usage_account_id  SubAccountId, or BillingAccountId when missing
+    service           ServiceName
+    service_category  ServiceCategory
+    region            RegionId, or ``global`` when missing
+    usage_type        x_UsageType (AWS's FOCUS export) when present, else SkuId, else
+                      ChargeDescription cut to 128 characters, else empty. SkuId is the
+                      provider-neutral, stable grain of a price; descriptions are free text.
+    charge_category   ChargeCategory
+    resource_id       ResourceId
+    tags              Tags, a JSON object (missing: ``{}``); non-string scalars become their
+                      JSON text, a missing value an empty string
+    unblended_cost    BilledCost
+    amortized_cost    EffectiveCost
+    net_cost          EffectiveCost: FOCUS has no separate "net" figure; EffectiveCost is the
+                      cost after negotiated discounts and amortised commitments
+    list_cost         ListCost
+    usage_quantity    ConsumedQuantity (missing: ``None``)
+    usage_unit        ConsumedUnit
+    currency          BillingCurrency (PricingCurrency of 1.2 is ignored: costs are billed)
+    ================  ===============================================================
+
+    Required columns: BilledCost, BillingAccountId, BillingCurrency, BillingPeriodStart,
+    ChargeCategory, ChargePeriodStart, EffectiveCost, ListCost, ProviderName, ServiceName.
+
+CUR 2.0 to ``FactRow``
+    ================  ===============================================================
+    usage_date        line_item_usage_start_date (UTC date)
+    billing_period    bill_billing_period_start_date (its month)
+    provider          ``AWS``
+    payer_account_id  bill_payer_account_id
+    usage_account_id  line_item_usage_account_id
+    service           the product name: column ``product_product_name`` or key
+                      ``product_name`` of the ``product`` map, else line_item_product_code,
+                      else product_servicecode (the product name is what Cost Explorer and
+                      FOCUS call the service)
+    region            product_region_code, key ``region_code`` of ``product``, product_region,
+                      key ``region`` of ``product``, else ``global``
+    usage_type        line_item_usage_type
+    charge_category   line_item_line_item_type (Usage, SavingsPlanCoveredUsage, Tax, ...)
+    resource_id       line_item_resource_id
+    tags              resource_tags (a map in Parquet, JSON text in CSV); keys lose their
+                      ``user_`` (or ``user:``) prefix, ``aws_`` keys stay; empty values dropped
+    unblended_cost    line_item_unblended_cost
+    amortized_cost    by line item type, as AWS's own amortised-cost queries compute it:
+                      SavingsPlanCoveredUsage: savings_plan_savings_plan_effective_cost;
+                      DiscountedUsage: reservation_effective_cost;
+                      SavingsPlanNegation, SavingsPlanUpfrontFee: 0;
+                      SavingsPlanRecurringFee: the unused commitment,
+                      savings_plan_total_commitment_to_date - savings_plan_used_commitment
+                      (0 when those columns are missing): the used part is already in the
+                      covered usage, the unused part is still money spent;
+                      RIFee: reservation_unused_amortized_upfront_fee_for_billing_period +
+                      reservation_unused_recurring_fee (0 when missing), likewise;
+                      Fee with a reservation_reservation_a_r_n (an RI bought upfront): 0;
+                      anything else (Usage, Tax, Credit, Refund, discounts...): unblended
+    net_cost          line_item_net_unblended_cost when present, else unblended
+    list_cost         pricing_public_on_demand_cost when present, else 0 for
+                      SavingsPlanNegation (the on-demand price sits on the covered line),
+                      else unblended
+    usage_quantity    line_item_usage_amount
+    usage_unit        pricing_unit
+    currency          line_item_currency_code
+    ================  ===============================================================
+
+    Required columns: bill_billing_period_start_date, bill_payer_account_id,
+    line_item_usage_account_id, line_item_usage_start_date, line_item_line_item_type,
+    line_item_product_code, line_item_unblended_cost, line_item_currency_code.
+
+Checks (each names the row and the column): required columns present, no duplicate column, as
+many values as columns, numbers and dates parse, required values present, text fits its
+column, a three-letter currency, one currency per billing period and billing account, tags a
+JSON object, at least one data row. Up to 20 problems are listed in
+``InvalidInput.details["errors"]``; the first is the message.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import json
+import logging
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.orm import Session
+
+from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup, ImportBatch
+from services.errors import InvalidInput
+from services.ingest import FactRow, billing_period_of, replace_period
+
+logger = logging.getLogger(__name__)
+
+Format = Literal["focus", "cur2"]
+
+#: How many problems a refused file reports.
+MAX_ERRORS = 20
+#: Rows per Parquet record batch: bounds memory whatever the file's size.
+PARQUET_BATCH_ROWS = 8_192
+
+_MISSING = ("", "NULL")
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_MONEY_QUANTUM = Decimal("1E-11")
+_MONEY_LIMIT = Decimal("1E27")  # numeric(38, 11): 27 digits before the point
+_MONEY_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_ZERO = Decimal(0)
+
+
+def _column_length(*columns: Any) -> int:
+    return min(int(c.type.length) for c in columns)
+
+
+_ACCOUNT_ID_LENGTH = _column_length(
+    CostFact.__table__.c.payer_account_id, CostFact.__table__.c.usage_account_id,
+    CostDailyRollup.__table__.c.usage_account_id, CostAllocationRollup.__table__.c.usage_account_id,
+    CostMonthlyRollup.__table__.c.usage_account_id,
+)
+_LIMITS = {name: _column_length(CostFact.__table__.c[name]) for name in (
+    "provider", "service", "service_category", "region", "usage_type", "charge_category",
+    "resource_id", "usage_unit",
+)}
+
+# Logical column -> accepted header names, first present wins.
+_FOCUS_REQUIRED: dict[str, tuple[str, ...]] = {
+    "BilledCost": ("BilledCost",),
+    "BillingAccountId": ("BillingAccountId",),
+    "BillingCurrency": ("BillingCurrency",),
+    "BillingPeriodStart": ("BillingPeriodStart",),
+    "ChargeCategory": ("ChargeCategory",),
+    "ChargePeriodStart": ("ChargePeriodStart",),
+    "EffectiveCost": ("EffectiveCost",),
+    "ListCost": ("ListCost",),
+    "ProviderName": ("ProviderName", "ServiceProviderName"),
+    "ServiceName": ("ServiceName",),
+}
+_FOCUS_OPTIONAL: dict[str, tuple[str, ...]] = {name: (name,) for name in (
+    "SubAccountId", "ServiceCategory", "RegionId", "x_UsageType", "SkuId", "ChargeDescription",
+    "ResourceId", "Tags", "ConsumedQuantity", "ConsumedUnit",
+)}
+_CUR2_REQUIRED: dict[str, tuple[str, ...]] = {name: (name,) for name in (
+    "bill_billing_period_start_date", "bill_payer_account_id", "line_item_usage_account_id",
+    "line_item_usage_start_date", "line_item_line_item_type", "line_item_product_code",
+    "line_item_unblended_cost", "line_item_currency_code",
+)}
+_CUR2_OPTIONAL: dict[str, tuple[str, ...]] = {name: (name,) for name in (
+    "line_item_usage_type", "line_item_resource_id", "resource_tags",
+    "line_item_net_unblended_cost", "pricing_public_on_demand_cost", "line_item_usage_amount",
+    "pricing_unit", "product", "product_product_name", "product_servicecode",
+    "product_region_code", "product_region", "savings_plan_savings_plan_effective_cost",
+    "savings_plan_total_commitment_to_date", "savings_plan_used_commitment",
+    "reservation_effective_cost", "reservation_unused_amortized_upfront_fee_for_billing_period",
+    "reservation_unused_recurring_fee", "reservation_reservation_a_r_n",
+)}
+_COLUMNS: dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]] = {
+    "focus": (_FOCUS_REQUIRED, _FOCUS_OPTIONAL),
+    "cur2": (_CUR2_REQUIRED, _CUR2_OPTIONAL),
+}
+_CURRENCY_COLUMN = {"focus": "BillingCurrency", "cur2": "line_item_currency_code"}
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What one import landed."""
+
+    format: Format
+    billing_periods: list[dt.date]
+    rows: int
+    providers: list[str]
+    batch_ids: list[int]
+
+
+def detect_format(header: Sequence[str]) -> Format:
+    """Tell a FOCUS header from a CUR 2.0 one by the columns each must have."""
+    names = {h.strip() for h in header}
+    focus = sum(1 for aliases in _FOCUS_REQUIRED.values() if names.intersection(aliases))
+    cur2 = sum(1 for aliases in _CUR2_REQUIRED.values() if names.intersection(aliases))
+    if max(focus, cur2) >= 3:
+        return "focus" if focus >= cur2 else "cur2"
+    if any(n.startswith("lineItem/") for n in names):
+        raise InvalidInput("this is a legacy Cost and Usage Report (lineItem/... columns): "
+                           "export CUR 2.0 or FOCUS instead")
+    raise InvalidInput("not a FOCUS or CUR 2.0 file: the header has neither BilledCost and "
+                       "ChargePeriodStart nor line_item_unblended_cost and "
+                       "line_item_usage_start_date")
+
+
+def stored_account_id(value: str) -> str:
+    """Return the account id as stored: unchanged if it fits the column, else a stable short form."""
+    if len(value) <= _ACCOUNT_ID_LENGTH:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    tail = _ACCOUNT_ID_LENGTH - len(digest) - 4
+    return f"...{value[-tail:]}#{digest}"
+
+
+def import_file(
+    session: Session,
+    *,
+    path: Path,
+    file_name: str | None = None,
+    actor_id: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import one FOCUS or CUR 2.0 file in the caller's transaction, all or nothing.
+
+    ``on_progress`` is called with the number of rows written so far.
+    """
+    return import_files(session, paths=[path], file_name=file_name, actor_id=actor_id,
+                        on_progress=on_progress)
+
+
+def import_files(
+    session: Session,
+    *,
+    paths: Sequence[Path],
+    file_name: str | None = None,
+    actor_id: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import the parts of one export (CUR 2.0 splits a month into several files) as one.
+
+    Parts of one billing period must come in one call: each call replaces the periods and
+    billing accounts it holds.
+    """
+    if not paths:
+        raise InvalidInput("no file to import")
+    sources = [_Source(Path(p), label=Path(p).name if len(paths) > 1 else None) for p in paths]
+    checksum = _checksum(sources)
+    scan = _scan(sources)
+    name = (file_name or ", ".join(s.path.name for s in sources))[:512]
+    batches: list[ImportBatch] = []
+    done = 0
+    for period in sorted(scan.periods):
+        expected = scan.period_rows[period]
+        before = done
+
+        def report(written: int, before: int = before) -> None:
+            if on_progress is not None:
+                on_progress(before + written)
+
+        batch = replace_period(
+            session, source=scan.format, billing_period=period,
+            rows=_period_rows(sources, fmt=scan.format, period=period, expected=expected),
+            payer_account_ids=scan.periods[period], file_name=name, actor_id=actor_id,
+            on_chunk=report,
+        )
+        batch.checksum = checksum
+        batches.append(batch)
+        done += expected
+    if _checksum(sources) != checksum:
+        raise InvalidInput("the file changed while it was being imported: import it again")
+    session.flush()
+    result = ImportResult(
+        format=scan.format, billing_periods=sorted(scan.periods), rows=scan.rows,
+        providers=sorted(scan.providers), batch_ids=[b.id for b in batches],
+    )
+    logger.info("imported %s: %s %s rows in billing periods %s", name, result.rows, result.format,
+                ", ".join(p.isoformat() for p in result.billing_periods))
+    return result
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+class _Table(Protocol):
+    header: list[str]
+
+    def __enter__(self) -> _Table: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]: ...
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    label: str | None
+
+    def where(self, row: int | None = None) -> str:
+        place = f"row {row}" if row is not None else ""
+        if self.label:
+            return f"{self.label}, {place}" if place else self.label
+        return place
+
+    def open(self) -> _Table:
+        try:
+            with self.path.open("rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise InvalidInput(f"{self.path.name}: cannot be read ({exc.strerror})") from exc
+        suffixes = [s.lower() for s in self.path.suffixes]
+        if magic[:2] == _GZIP_MAGIC:
+            return _CsvTable(self, compressed=True)
+        if magic == _PARQUET_MAGIC:
+            return _ParquetTable(self)
+        if suffixes[-1:] == [".parquet"]:
+            raise InvalidInput(f"{self.path.name}: not a Parquet file")
+        if suffixes[-1:] == [".gz"]:
+            raise InvalidInput(f"{self.path.name}: not a gzip file")
+        return _CsvTable(self, compressed=False)
+
+
+def _checksum(sources: Sequence[_Source]) -> str:
+    digest = hashlib.sha256()
+    for source in sources:
+        try:
+            with source.path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise InvalidInput(f"{source.path.name}: cannot be read ({exc.strerror})") from exc
+    return digest.hexdigest()
+
+
+class _CsvTable:
+    def __init__(self, source: _Source, *, compressed: bool) -> None:
+        self.source = source
+        self.compressed = compressed
+        self.header: list[str] = []
+
+    def __enter__(self) -> _CsvTable:
+        opener = gzip.open if self.compressed else open
+        self._fh = opener(self.source.path, "rt", encoding="utf-8-sig", newline="")
+        self._reader = csv.reader(self._fh)
+        first = self._read(0)
+        if first is None:
+            self._fh.close()
+            raise InvalidInput(f"{self.source.label}: the file is empty" if self.source.label
+                               else "the file is empty")
+        self.header = [h.strip() for h in first]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def _read(self, row: int) -> list[str] | None:
+        try:
+            return next(self._reader, None)
+        except (csv.Error, UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
+            where = self.source.where(row) if row else self.source.where() or "header"
+            raise InvalidInput(f"{where}: the file cannot be read as "
+                               f"{'gzip ' if self.compressed else ''}UTF-8 CSV ({exc})") from exc
+
+    def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]:
+        index = {logical: self.header.index(actual) for logical, actual in columns.items()}
+        width = len(self.header)
+        row = 0
+        while (values := self._read(row + 1)) is not None:
+            row += 1
+            if not values:  # a blank line
+                continue
+            if len(values) != width:
+                yield row, {_WIDTH_ERROR: f"{len(values)} values where the header has {width} columns"}
+                continue
+            yield row, {logical: values[i] for logical, i in index.items()}
+
+
+_WIDTH_ERROR = "\0width"
+
+
+class _ParquetTable:
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.header: list[str] = []
+
+    def __enter__(self) -> _ParquetTable:
+        import pyarrow.parquet as pq  # imported here: only Parquet imports need it
+
+        try:
+            self._file = pq.ParquetFile(self.source.path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise InvalidInput(f"{self.source.where() or self.source.path.name}: not a readable "
+                               f"Parquet file ({exc})") from exc
+        self.header = list(self._file.schema_arrow.names)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]:
+        logical_of = {actual: logical for logical, actual in columns.items()}
+        row = 0
+        batches = self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(logical_of))
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad data
+                raise InvalidInput(f"{self.source.where(row + 1)}: the Parquet data cannot be "
+                                   f"read ({exc})") from exc
+            if batch is None:
+                return
+            names = [logical_of[n] for n in batch.schema.names]
+            values = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            del batch
+            for record in zip(*values, strict=True):
+                row += 1
+                yield row, dict(zip(names, record, strict=True))
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+class _CellError(Exception):
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+        self.message = message
+
+
+class _Cells:
+    """One row's values by logical column, with parsers that name the column on failure."""
+
+    __slots__ = ("values", "names")
+
+    def __init__(self, values: dict[str, object], names: dict[str, str]) -> None:
+        self.values = values
+        self.names = names
+
+    def has(self, key: str) -> bool:
+        return key in self.names
+
+    def fail(self, key: str, message: str) -> _CellError:
+        return _CellError(self.names.get(key, key), message)
+
+    def text(self, key: str, *, required: bool = False, limit: int | None = None) -> str | None:
+        value = self.values.get(key)
+        if value is not None and not isinstance(value, str):
+            value = str(value)
+        if value is not None:
+            value = value.strip()
+        if value is None or value in _MISSING:
+            if required:
+                raise self.fail(key, "missing value")
+            return None
+        if limit is not None and len(value) > limit:
+            raise self.fail(key, f"{value[:40]!r}... is longer than {limit} characters")
+        return value
+
+    def number(self, key: str, *, required: bool = False) -> Decimal | None:
+        value = self.values.get(key)
+        if value is None or (isinstance(value, str) and value.strip() in _MISSING):
+            if required:
+                raise self.fail(key, "missing value")
+            return None
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, bool):
+            raise self.fail(key, f"{value!r} is not a number")
+        elif isinstance(value, int):
+            number = Decimal(value)
+        elif isinstance(value, float):
+            number = Decimal(repr(value))  # the shortest text that round-trips: what was written
+        else:
+            try:
+                number = Decimal(str(value))
+            except InvalidOperation:
+                raise self.fail(key, f"{str(value)[:40]!r} is not a number") from None
+        if not number.is_finite():
+            raise self.fail(key, f"{str(value)[:40]!r} is not a number")
+        return number
+
+    def money(self, key: str, *, required: bool = False) -> Decimal | None:
+        number = self.number(key, required=required)
+        if number is None:
+            return None
+        if abs(number) >= _MONEY_LIMIT:
+            raise self.fail(key, f"{number} is out of range")
+        return number.quantize(_MONEY_QUANTUM, context=_MONEY_CONTEXT)
+
+    def day(self, key: str, *, required: bool = False) -> dt.date | None:
+        value = self.values.get(key)
+        if isinstance(value, str):
+            text = value.strip()
+            if text in _MISSING:
+                value = None
+            else:
+                try:
+                    value = dt.datetime.fromisoformat(text)
+                except ValueError:
+                    raise self.fail(key, f"{text[:40]!r} is not a date") from None
+        if value is None:
+            if required:
+                raise self.fail(key, "missing value")
+            return None
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC)
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        raise self.fail(key, f"{value!r} is not a date")
+
+    def mapping(self, key: str) -> dict[str, object]:
+        value = self.values.get(key)
+        if isinstance(value, str):
+            text = value.strip()
+            if text in _MISSING:
+                return {}
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise self.fail(key, f"{text[:40]!r} is not JSON") from None
+        if value is None:
+            return {}
+        if isinstance(value, list):  # a Parquet map arrives as a list of (key, value) pairs
+            try:
+                value = dict(value)
+            except (TypeError, ValueError):
+                raise self.fail(key, "not a map of keys to values") from None
+        if not isinstance(value, dict):
+            raise self.fail(key, "not a JSON object")
+        return {str(k): v for k, v in value.items()}
+
+    def tags(self, key: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for name, value in self.mapping(key).items():
+            if value is None:
+                tags[name] = ""
+            elif isinstance(value, str):
+                tags[name] = value
+            elif isinstance(value, int | float | bool):
+                tags[name] = json.dumps(value)
+            else:
+                raise self.fail(key, f"tag {name!r} has a nested value")
+        return tags
+
+
+def _account(cells: _Cells, key: str, *, required: bool = True) -> str | None:
+    value = cells.text(key, required=required)
+    return None if value is None else stored_account_id(value)
+
+
+def _currency(cells: _Cells, key: str) -> str:
+    value = cells.text(key, required=True)
+    assert value is not None  # required=True raised otherwise
+    if len(value) != 3 or not value.isalpha():
+        raise cells.fail(key, f"{value[:40]!r} is not a three-letter currency code")
+    return value.upper()
+
+
+def _focus_row(cells: _Cells) -> FactRow:
+    billing_account = _account(cells, "BillingAccountId")
+    assert billing_account is not None  # required
+    usage_start = cells.day("ChargePeriodStart", required=True)
+    period = cells.day("BillingPeriodStart", required=True)
+    assert usage_start is not None and period is not None  # required
+    usage_type = (cells.text("x_UsageType", limit=_LIMITS["usage_type"])
+                  or cells.text("SkuId", limit=_LIMITS["usage_type"])
+                  or (cells.text("ChargeDescription") or "")[:_LIMITS["usage_type"]])
+    return FactRow(
+        usage_date=usage_start,
+        billing_period=billing_period_of(period),
+        provider=cells.text("ProviderName", required=True, limit=_LIMITS["provider"]) or "",
+        payer_account_id=billing_account,
+        usage_account_id=_account(cells, "SubAccountId", required=False) or billing_account,
+        service=cells.text("ServiceName", required=True, limit=_LIMITS["service"]) or "",
+        service_category=cells.text("ServiceCategory", limit=_LIMITS["service_category"]),
+        region=cells.text("RegionId", limit=_LIMITS["region"]) or "global",
+        usage_type=usage_type,
+        charge_category=cells.text("ChargeCategory", required=True,
+                                   limit=_LIMITS["charge_category"]) or "",
+        resource_id=cells.text("ResourceId", limit=_LIMITS["resource_id"]),
+        tags=cells.tags("Tags"),
+        unblended_cost=cells.money("BilledCost", required=True) or _ZERO,
+        amortized_cost=cells.money("EffectiveCost", required=True) or _ZERO,
+        net_cost=cells.money("EffectiveCost", required=True) or _ZERO,
+        list_cost=cells.money("ListCost", required=True) or _ZERO,
+        usage_quantity=cells.number("ConsumedQuantity"),
+        usage_unit=cells.text("ConsumedUnit", limit=_LIMITS["usage_unit"]),
+        currency=_currency(cells, "BillingCurrency"),
+    )
+
+
+def _cur2_amortized(cells: _Cells, line_type: str, unblended: Decimal) -> Decimal:
+    if line_type == "SavingsPlanCoveredUsage":
+        return cells.money("savings_plan_savings_plan_effective_cost", required=True) or _ZERO
+    if line_type == "DiscountedUsage":
+        return cells.money("reservation_effective_cost", required=True) or _ZERO
+    if line_type in ("SavingsPlanNegation", "SavingsPlanUpfrontFee"):
+        return _ZERO
+    if line_type == "SavingsPlanRecurringFee":
+        total = cells.money("savings_plan_total_commitment_to_date")
+        used = cells.money("savings_plan_used_commitment")
+        return _ZERO if total is None or used is None else total - used
+    if line_type == "RIFee":
+        upfront = cells.money("reservation_unused_amortized_upfront_fee_for_billing_period")
+        recurring = cells.money("reservation_unused_recurring_fee")
+        return (upfront or _ZERO) + (recurring or _ZERO)
+    if line_type == "Fee" and cells.text("reservation_reservation_a_r_n"):
+        return _ZERO
+    return unblended
+
+
+def _cur2_row(cells: _Cells) -> FactRow:
+    usage_start = cells.day("line_item_usage_start_date", required=True)
+    period = cells.day("bill_billing_period_start_date", required=True)
+    payer = _account(cells, "bill_payer_account_id")
+    account = _account(cells, "line_item_usage_account_id")
+    line_type = cells.text("line_item_line_item_type", required=True,
+                           limit=_LIMITS["charge_category"])
+    unblended = cells.money("line_item_unblended_cost", required=True)
+    assert usage_start and period and payer and account and line_type and unblended is not None
+    product = cells.mapping("product") if cells.has("product") else {}
+    service = (cells.text("product_product_name") or _map_text(product, "product_name")
+               or cells.text("line_item_product_code") or cells.text("product_servicecode"))
+    if service is None:
+        raise cells.fail("line_item_product_code", "missing value")
+    if len(service) > _LIMITS["service"]:
+        raise cells.fail("line_item_product_code",
+                         f"{service[:40]!r}... is longer than {_LIMITS['service']} characters")
+    region = (cells.text("product_region_code") or _map_text(product, "region_code")
+              or cells.text("product_region") or _map_text(product, "region") or "global")
+    if len(region) > _LIMITS["region"]:
+        raise cells.fail("product_region_code",
+                         f"{region[:40]!r} is longer than {_LIMITS['region']} characters")
+    net = cells.money("line_item_net_unblended_cost")
+    listed = cells.money("pricing_public_on_demand_cost")
+    if listed is None:
+        listed = _ZERO if line_type == "SavingsPlanNegation" else unblended
+    return FactRow(
+        usage_date=usage_start,
+        billing_period=billing_period_of(period),
+        provider="AWS",
+        payer_account_id=payer,
+        usage_account_id=account,
+        service=service,
+        region=region,
+        usage_type=cells.text("line_item_usage_type", limit=_LIMITS["usage_type"]) or "",
+        charge_category=line_type,
+        resource_id=cells.text("line_item_resource_id", limit=_LIMITS["resource_id"]),
+        tags=_cur2_tags(cells.tags("resource_tags")),
+        unblended_cost=unblended,
+        amortized_cost=_cur2_amortized(cells, line_type, unblended),
+        net_cost=unblended if net is None else net,
+        list_cost=listed,
+        usage_quantity=cells.number("line_item_usage_amount"),
+        usage_unit=cells.text("pricing_unit", limit=_LIMITS["usage_unit"]),
+        currency=_currency(cells, "line_item_currency_code"),
+    )
+
+
+def _map_text(mapping: dict[str, object], key: str) -> str | None:
+    value = mapping.get(key)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in _MISSING else text
+
+
+def _cur2_tags(raw: dict[str, str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for key, value in raw.items():
+        if not value:
+            continue
+        for prefix in ("user_", "user:"):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        tags[key] = value
+    return tags
+
+
+_MAPPERS: dict[str, Callable[[_Cells], FactRow]] = {"focus": _focus_row, "cur2": _cur2_row}
+
+
+# --- the two passes ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Scan:
+    format: Format
+    rows: int = 0
+    periods: dict[dt.date, set[str]] = field(default_factory=dict)
+    period_rows: dict[dt.date, int] = field(default_factory=dict)
+    providers: set[str] = field(default_factory=set)
+    #: (billing period, billing account) -> (currency, where it was first seen)
+    currencies: dict[tuple[dt.date, str], tuple[str, str]] = field(default_factory=dict)
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.messages) >= MAX_ERRORS
+
+    def add(self, message: str) -> None:
+        if not self.full:
+            self.messages.append(message)
+
+    def raise_if_any(self) -> None:
+        if not self.messages:
+            return
+        first = self.messages[0]
+        more = len(self.messages) - 1
+        suffix = "" if not more else f" (and {more}{'+' if self.full else ''} more problems)"
+        raise InvalidInput(first + suffix, details={"errors": list(self.messages),
+                                                    "truncated": self.full})
+
+
+def _resolve_columns(table: _Table, source: _Source, fmt: Format) -> dict[str, str]:
+    """Map each logical column to the header name present; refuse a header missing any."""
+    where = f"{source.label}: " if source.label else ""
+    seen: set[str] = set()
+    for name in table.header:
+        if name in seen:
+            raise InvalidInput(f"{where}column {name} appears twice in the header")
+        seen.add(name)
+    required, optional = _COLUMNS[fmt]
+    columns: dict[str, str] = {}
+    missing = []
+    for logical, aliases in {**required, **optional}.items():
+        actual = next((a for a in aliases if a in seen), None)
+        if actual is not None:
+            columns[logical] = actual
+        elif logical in required:
+            missing.append(logical)
+    if missing:
+        messages = [f"{where}missing column {name}" for name in missing]
+        raise InvalidInput(messages[0] if len(messages) == 1 else
+                           f"{where}missing columns {', '.join(missing)}",
+                           details={"errors": messages, "truncated": False})
+    return columns
+
+
+def _rows(source: _Source, table: _Table, fmt: Format,
+          ) -> Iterator[tuple[int, FactRow | str]]:
+    """Yield each data row as a fact, or as the message saying why it is not one."""
+    columns = _resolve_columns(table, source, fmt)
+    mapper = _MAPPERS[fmt]
+    for row, values in table.records(columns):
+        problem = values.get(_WIDTH_ERROR)
+        if problem is not None:
+            yield row, f"{source.where(row)}: {problem}"
+            continue
+        try:
+            yield row, mapper(_Cells(values, columns))
+        except _CellError as exc:
+            yield row, f"{source.where(row)}, column {exc.column}: {exc.message}"
+
+
+def _format_of(sources: Sequence[_Source]) -> Format:
+    formats = set()
+    for source in sources:
+        with source.open() as table:
+            formats.add(detect_format(table.header))
+    if len(formats) > 1:
+        raise InvalidInput("the files mix FOCUS and CUR 2.0: import them separately")
+    return formats.pop()
+
+
+def _scan(sources: Sequence[_Source]) -> _Scan:
+    """Validate every row and note periods, accounts, providers; raise if anything is wrong."""
+    fmt = _format_of(sources)
+    scan = _Scan(format=fmt)
+    errors = _Errors()
+    currency_column = _CURRENCY_COLUMN[fmt]
+    for source in sources:
+        with source.open() as table:
+            for row, fact in _rows(source, table, fmt):
+                if isinstance(fact, str):
+                    errors.add(fact)
+                    if errors.full:
+                        break
+                    continue
+                scan.rows += 1
+                period = fact.billing_period or billing_period_of(fact.usage_date)
+                payer = fact.payer_account_id or fact.usage_account_id
+                scan.periods.setdefault(period, set()).add(payer)
+                scan.period_rows[period] = scan.period_rows.get(period, 0) + 1
+                scan.providers.add(fact.provider)
+                first = scan.currencies.setdefault((period, payer),
+                                                   (fact.currency, source.where(row)))
+                if first[0] != fact.currency:
+                    errors.add(
+                        f"{source.where(row)}, column {currency_column}: wrong currency mix: "
+                        f"{fact.currency} where {first[1]} has {first[0]} for billing period "
+                        f"{period:%Y-%m} and billing account {payer}"
+                    )
+        if errors.full:
+            break
+    errors.raise_if_any()
+    if scan.rows == 0:
+        raise InvalidInput("the file has no data rows")
+    return scan
+
+
+def _period_rows(sources: Sequence[_Source], *, fmt: Format, period: dt.date,
+                 expected: int) -> Iterator[FactRow]:
+    """Stream one billing period's facts; refuse a file that no longer reads as it did."""
+    count = 0
+    for source in sources:
+        with source.open() as table:
+            for _row, fact in _rows(source, table, fmt):
+                if isinstance(fact, str):
+                    raise InvalidInput(f"the file changed while it was being imported: {fact}")
+                if (fact.billing_period or billing_period_of(fact.usage_date)) == period:
+                    count += 1
+                    yield fact
+    if count != expected:
+        raise InvalidInput("the file changed while it was being imported: "
+                           f"{count} rows for {period:%Y-%m} where there were {expected}")
+
+
+__all__ = ["Format", "ImportResult", "detect_format", "import_file", "import_files",
+           "stored_account_id"]
