@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVarTuple
 
 from pydantic import BaseModel, ValidationError, model_validator
 from sqlalchemy import Select, select
@@ -82,8 +83,11 @@ class Overview:
         return not self.daily
 
 
-def _scoped(query: Select[tuple[object, ...]], *, session: Session, actor: Actor,
-            account_ids: tuple[str, ...]) -> Select[tuple[object, ...]]:
+Ts = TypeVarTuple("Ts")
+
+
+def _scoped(query: Select[*Ts], *, session: Session, actor: Actor,
+            account_ids: tuple[str, ...]) -> Select[*Ts]:
     visible = visible_account_ids(session, actor=actor)
     if account_ids:
         wanted = set(account_ids) if visible is None else set(account_ids) & visible
@@ -158,7 +162,7 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
     column = getattr(CostDailyRollup, f.metric)
     in_range = (CostDailyRollup.usage_date >= f.start, CostDailyRollup.usage_date <= f.end)
 
-    def scoped(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
+    def scoped(query: Select[*Ts]) -> Select[*Ts]:
         return _scoped(query.where(*in_range), session=session, actor=actor, account_ids=f.account_ids)
 
     daily = session.execute(scoped(
@@ -186,7 +190,7 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
     )
 
 
-def top_n(rows: list[tuple[str, Decimal]] | tuple[tuple[str, Decimal], ...], n: int,
+def top_n(rows: Iterable[tuple[str, Decimal]], n: int,
           other_label: str = "Other") -> list[tuple[str, Decimal]]:
     """Return the n largest rows, then one "Other" row holding the rest (never dropped)."""
     ordered = sorted(rows, key=lambda r: (-r[1], r[0]))

@@ -23,7 +23,7 @@ def _cost_columns() -> list[object]:
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
     in_period = CostFact.billing_period == billing_period
-    specs: list[tuple[type, list[str]]] = [
+    specs: list[tuple[type[CostDailyRollup | CostAllocationRollup | CostMonthlyRollup], list[str]]] = [
         (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id",
                            "service", "region", "currency"]),
         (CostAllocationRollup, ["usage_date", "billing_period", "usage_account_id", "service",
