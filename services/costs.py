@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import AwsAccount, CostDailyRollup
 from models.types import money_sum
+from services import audit
 from services.errors import InvalidInput
 from services.permissions import Actor, visible_account_ids
 
@@ -178,6 +179,9 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
     )).all()
     currencies = session.scalars(scoped(select(CostDailyRollup.currency).distinct())).all()
     names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
+    audit.record(session, actor=actor, action="costs.view", object_type="overview",
+                 details={"start": f.start.isoformat(), "end": f.end.isoformat(),
+                          "accounts": list(f.account_ids), "metric": f.metric})
     return Overview(
         filter=f,
         kpis=compute_kpis(session, actor=actor, metric=f.metric, account_ids=f.account_ids, today=today),

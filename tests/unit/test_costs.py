@@ -128,3 +128,12 @@ def test_top_n_keeps_the_rest_as_other():
     top = costs.top_n(rows, 10)
     assert len(top) == 11 and top[-1] == ("Other", Decimal(1 + 2 + 3 + 4))
     assert sum(v for _, v in top) == sum(v for _, v in rows)
+
+
+def test_every_overview_view_is_audited_with_its_filter(loaded):
+    from models import AuditLog
+
+    f = costs.parse_filter(start="2026-03-01", end="2026-03-18", account_ids=("111111111111",))
+    costs.get_overview(loaded, actor=FINANCE, cost_filter=f, today=TODAY)
+    row = loaded.scalars(select(AuditLog).where(AuditLog.action == "costs.view")).one()
+    assert row.actor_name == "fin" and row.details["accounts"] == ["111111111111"]
