@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
-from services import costs, database
+from services import costs, database, profiles
+from services.errors import InvalidInput
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -64,6 +65,71 @@ def get_overview() -> Response:
         by_account=[NamedAmount(key=a, name=n, amount=v) for a, n, v in data.by_account],
     )
     return Response(out.model_dump_json(), mimetype="application/json")
+
+
+def _json_body() -> dict[str, object]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    return body
+
+
+def _json(model: BaseModel | list[BaseModel], status: int = 200) -> Response:
+    if isinstance(model, list):
+        payload = "[" + ",".join(m.model_dump_json() for m in model) + "]"
+    else:
+        payload = model.model_dump_json()
+    return Response(payload, status=status, mimetype="application/json")
+
+
+@bp.get("/profiles/")
+def list_profiles() -> Response:
+    """AWS profiles the caller may see; secrets are never returned."""
+    with database.session_scope() as session:
+        return _json(list(profiles.list_profiles(session, actor=current_actor())))
+
+
+@bp.post("/profiles/")
+def create_profile() -> Response:
+    """Create a profile (admins)."""
+    data = profiles.parse(profiles.ProfileCreate, _json_body())
+    with database.session_scope() as session:
+        created = profiles.create_profile(session, actor=current_actor(), data=data)  # type: ignore[arg-type]
+    return _json(created, 201)
+
+
+@bp.get("/profiles/<int:profile_id>/")
+def get_profile(profile_id: int) -> Response:
+    """One profile."""
+    with database.session_scope() as session:
+        return _json(profiles.get_profile(session, actor=current_actor(), profile_id=profile_id))
+
+
+@bp.patch("/profiles/<int:profile_id>/")
+def update_profile(profile_id: int) -> Response:
+    """Change a profile (admins); secrets change only when given."""
+    data = profiles.parse(profiles.ProfileUpdate, _json_body())
+    with database.session_scope() as session:
+        return _json(profiles.update_profile(session, actor=current_actor(), profile_id=profile_id,
+                                             data=data))  # type: ignore[arg-type]
+
+
+@bp.delete("/profiles/<int:profile_id>/")
+def delete_profile(profile_id: int) -> Response:
+    """Delete a profile (admins)."""
+    with database.session_scope() as session:
+        profiles.delete_profile(session, actor=current_actor(), profile_id=profile_id)
+    return Response(status=204)
+
+
+@bp.post("/profiles/<int:profile_id>/test/")
+def test_profile(profile_id: int) -> Response:
+    """Check the profile's credentials with STS GetCallerIdentity; explain a failure in words."""
+    endpoint = current_app.config["FINOPS_SETTINGS"].AWS_ENDPOINT_URL
+    with database.session_scope() as session:
+        result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id,
+                                          endpoint_url=endpoint)
+    return jsonify({"ok": result.is_ok, "message": result.message, "account_id": result.account_id})
 
 
 @bp.get("/openapi.json")

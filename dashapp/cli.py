@@ -246,6 +246,24 @@ def seed_demo() -> None:
     _seed_demo()
 
 
+@main.group("keys")
+def keys_group() -> None:
+    """Encryption key commands."""
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the newest key of ENCRYPTION_KEYS (the first one)."""
+    from services import database, profiles
+
+    _configure_services(_settings_or_exit())
+    with database.session_scope() as session:
+        moved = profiles.rotate_keys(session)
+    click.echo(f"Re-encrypted {moved['aws_profiles']} profile secrets and {moved['mfa_devices']} "
+               "authenticator secrets under the newest key. Older keys can be removed once every "
+               "process runs with the new ENCRYPTION_KEYS.")
+
+
 @main.group("audit")
 def audit_group() -> None:
     """Audit trail commands."""

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     SESSION_COOKIE_SECURE: bool = True
     EMBED_CROSS_SITE: bool = False
     METRICS_TOKEN: SecretStr | None = None
+    #: Operator setting for tests and private endpoints: where boto3 and the CLIs send AWS calls.
+    AWS_ENDPOINT_URL: str | None = None
     #: How many reverse proxies (nginx, ingress) stand in front of the app; 0 trusts no header.
     TRUSTED_PROXIES: int = Field(default=0, ge=0, le=5)
     LOG_LEVEL: str = "INFO"

@@ -195,7 +195,7 @@ def _lock_if_needed(session: Session, *, user: User, policy: LoginPolicy, now: d
 
 # --- TOTP -----------------------------------------------------------------------------------
 
-def _device_context(device_user_id: int) -> str:
+def mfa_secret_context(device_user_id: int) -> str:
     return f"mfa_devices.secret:{device_user_id}"
 
 
@@ -224,7 +224,7 @@ def begin_enrolment(session: Session, *, user: User) -> Enrolment:
     secret = pyotp.random_base32()  # 32 base32 characters: 160 bits
     session.add(MFADevice(user_id=user.id, kind="totp",
                           secret_encrypted=crypto.keyring().encrypt(
-                              secret, context=_device_context(user.id))))
+                              secret, context=mfa_secret_context(user.id))))
     session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5)
@@ -257,7 +257,7 @@ def confirm_enrolment(
     )
     if device is None:
         raise InvalidInput("There is no enrolment in progress. Start again.")
-    secret = crypto.keyring().decrypt(device.secret_encrypted, context=_device_context(user.id))
+    secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
     step = _match_step(secret, code, now=now, after_step=None)
     if step is None:
         _record_attempt(session, username=user.username, user=user, ok=False, stage="mfa_enrol",
@@ -287,7 +287,7 @@ def verify_second_factor(
     device = confirmed_device(session, user=user)
     if device is None:
         raise InvalidInput("No authenticator is enrolled for this account.")
-    secret = crypto.keyring().decrypt(device.secret_encrypted, context=_device_context(user.id))
+    secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
     step = _match_step(secret, code, now=now, after_step=device.last_used_step)
     if step is not None:
         device.last_used_step = step

@@ -23,7 +23,7 @@ TEST_KEYS = Keyring.generate_spec("t1")
 TEST_AUDIT_KEY = "test-audit-key-0123456789"
 TEST_SECRET = "test-secret-key-" + "x" * 40
 
-pytest_plugins = ["tests.stack_fixtures"]
+pytest_plugins = ["tests.stack_fixtures", "tests.moto_server"]
 
 
 def _create_pg_database(name: str) -> str:
