@@ -4,6 +4,7 @@ from models.audit import AuditChainHead, AuditLog, ComplianceReport, SecurityInc
 from models.aws_profile import AwsAccount, AwsProfile
 from models.base import Base
 from models.budget import Budget
+from models.collection import CollectionRun, CommitmentReport, CostDimensionDaily, CostForecast, Recommendation
 from models.cost import (
     CostAllocationRollup,
     CostAnomaly,
@@ -35,6 +36,11 @@ __all__ = [
     "AwsProfile",
     "Base",
     "Budget",
+    "CollectionRun",
+    "CommitmentReport",
+    "CostDimensionDaily",
+    "CostForecast",
+    "Recommendation",
     "ComplianceReport",
     "CostAllocationRollup",
     "CostAnomaly",
