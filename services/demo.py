@@ -519,9 +519,12 @@ def _line_keys(rng: random.Random, account: AccountProfile, spec: ServiceSpec
         return [(u, GLOBAL_REGION) for u in rng.sample(spec.usage, count)]
     primary, others = account.regions[0], account.regions[1:]
     if spec.weight >= 7.0:
-        # The big services: the main usage type and maybe another at home, the main one in
-        # some other regions; production compute runs in every region the account uses.
-        is_compute = spec.weight >= 30.0 and account.is_prod
+        # The big services: in production the main usage type and maybe another at home, the
+        # main one in some other regions, compute in every region the account uses; elsewhere
+        # just the main usage type at home.
+        if not account.is_prod:
+            return [(spec.usage[0], primary)]
+        is_compute = spec.weight >= 30.0
         extra = rng.sample(spec.usage[1:], 1 if is_compute and account.weight >= 10.0
                            else rng.randint(0, 1))
         pairs = [(u, primary) for u in (spec.usage[0], *extra)]
@@ -824,11 +827,15 @@ def _monthly_charges(plan: _Plan, period: dt.date) -> list[FactRow]:
     middle = period.replace(day=15)
     days = _month_end(period).day
     by_account: dict[str, float] = defaultdict(float)
+    open_on_first: set[str] = set()
     for line in plan.lines:
         by_account[line.account.account_id] += plan.expected(line, middle) * days
+        if line.starts_on is None or line.starts_on <= period:
+            open_on_first.add(line.account.account_id)
     rows = []
     for account in ACCOUNTS:
-        if by_account[account.account_id] <= 0:
+        # An account opened during the month is taxed from the next month on.
+        if by_account[account.account_id] <= 0 or account.account_id not in open_on_first:
             continue
         tax = (Decimal(f"{by_account[account.account_id]:.2f}") * TAX_RATE).quantize(CENT)
         rows.append(FactRow(

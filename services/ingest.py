@@ -137,8 +137,9 @@ def replace_period(
                     f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
                     f"to billing period {period}"
                 )
-        session.execute(
-            insert(CostFact),
+        # A plain table insert (executemany) is much faster than the ORM's bulk path.
+        session.connection().execute(
+            insert(CostFact.__table__),
             [_to_mapping(r, period=period, source=source, batch_id=batch.id) for r in chunk],
         )
         total += len(chunk)
