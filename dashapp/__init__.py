@@ -15,6 +15,7 @@ from dashapp.logging_setup import configure_logging
 from dashapp.settings import Settings
 from services import audit, crypto, database
 from services.errors import DomainError
+from services.jobs import ApprovalPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks portal iframes; the token is enough
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        JOB_APPROVAL_POLICY=ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
+                                           max_profiles=settings.JOB_APPROVAL_MAX_PROFILES),
         ALEMBIC_HEAD=alembic_head(),
     )
 
@@ -129,6 +132,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         assert settings.CELERY_BROKER_URL  # noqa: S101 - uses_celery says so
         app.extensions["celery"] = make_celery(settings.CELERY_BROKER_URL, settings.REDIS_URL)
+        from dashapp.tasks import register_tasks
+
+        register_tasks(app.extensions["celery"])
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
     csrf.init_app(app)
     limiter.init_app(app)

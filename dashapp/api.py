@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
-from services import costs, database, profiles
+from dashapp import tasks
+from services import costs, database, jobs, profiles
 from services.errors import InvalidInput
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -130,6 +132,112 @@ def test_profile(profile_id: int) -> Response:
         result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id,
                                           endpoint_url=endpoint)
     return jsonify({"ok": result.is_ok, "message": result.message, "account_id": result.account_id})
+
+
+class TaskOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    progress: int
+    step: str
+    error: str | None
+    attempts: int
+    parameters: dict[str, object]
+    approval_comment: str | None
+    result_summary: dict[str, object] | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+def _task_out(view: jobs.TaskView) -> TaskOut:
+    return TaskOut(id=view.id, kind=view.kind, status=view.status, progress=view.progress, step=view.step,
+                   error=view.error, attempts=view.attempts, parameters=view.parameters,
+                   approval_comment=view.approval_comment, result_summary=view.result_summary,
+                   created_at=view.created_at, finished_at=view.finished_at)
+
+
+def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(f"{name}: a whole number from {low} to {high}")
+    return int(raw)
+
+
+@bp.get("/tasks/")
+def list_tasks() -> Response:
+    """Recent jobs, newest first; filters: status, kind; paging: limit (1-200), offset."""
+    with database.session_scope() as session:
+        views = jobs.list_tasks(session, actor=current_actor(), limit=_int_arg("limit", 50, low=1, high=200),
+                                offset=_int_arg("offset", 0, low=0, high=10**9),
+                                status=request.args.get("status"), kind=request.args.get("kind"))
+    return _json([_task_out(v) for v in views])
+
+
+@bp.post("/tasks/")
+def submit_task() -> Response:
+    """Start a job: {"kind": ..., "parameters": {...}}. Queued, or waiting for approval."""
+    body = _json_body()
+    kind, parameters = body.get("kind"), body.get("parameters", {})
+    if not isinstance(kind, str) or not isinstance(parameters, dict):
+        raise InvalidInput("The body must be {\"kind\": \"...\", \"parameters\": {...}}.")
+    with database.session_scope() as session:
+        view = jobs.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
+                               policy=current_app.config["JOB_APPROVAL_POLICY"])
+    response = _task_out(view).model_dump(mode="json")
+    if view.status == "queued":
+        published = tasks.publish([view.id])
+        if not published.is_ok:
+            response["notice"] = ("The job queue is unavailable right now. The job is saved and will start "
+                                  "as soon as the queue is back.")
+    return Response(json.dumps(response), status=201, mimetype="application/json")
+
+
+@bp.get("/tasks/<int:task_id>/")
+def get_task(task_id: int) -> Response:
+    """One job."""
+    with database.session_scope() as session:
+        return _json(_task_out(jobs.get_task(session, actor=current_actor(), task_id=task_id)))
+
+
+@bp.get("/tasks/<int:task_id>/logs/")
+def get_task_logs(task_id: int) -> Response:
+    """A job's log so far, as plain text."""
+    with database.session_scope() as session:
+        text = jobs.get_log(session, actor=current_actor(), task_id=task_id)
+    return Response(text, mimetype="text/plain")
+
+
+@bp.post("/tasks/<int:task_id>/cancel/")
+def cancel_task(task_id: int) -> Response:
+    """Cancel a job: at once when it has not started, else its worker stops it."""
+    with database.session_scope() as session:
+        return _json(_task_out(jobs.request_cancel(session, actor=current_actor(), task_id=task_id)))
+
+
+def _decide(task_id: int, approve: bool) -> Response:
+    comment = _json_body().get("comment", "")
+    if not isinstance(comment, str):
+        raise InvalidInput("comment: text")
+    with database.session_scope() as session:
+        view = jobs.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
+                                    comment=comment)
+    if approve:
+        tasks.publish([view.id])
+    return _json(_task_out(view))
+
+
+@bp.post("/tasks/<int:task_id>/approve/")
+def approve_task(task_id: int) -> Response:
+    """Release a job waiting for approval (an approver other than the requester)."""
+    return _decide(task_id, True)
+
+
+@bp.post("/tasks/<int:task_id>/reject/")
+def reject_task(task_id: int) -> Response:
+    """Reject a job waiting for approval, with a comment."""
+    return _decide(task_id, False)
 
 
 @bp.get("/openapi.json")

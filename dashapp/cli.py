@@ -94,6 +94,18 @@ class _Gunicorn:
         Application().run()
 
 
+def _embedded_worker_main(settings: Settings) -> None:
+    from dashapp.logging_setup import configure_logging
+    from dashapp.tasks import run_embedded_worker
+
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    _configure_services(settings)
+    try:
+        run_embedded_worker()
+    except KeyboardInterrupt:
+        return
+
+
 def _child_exit(_server: object, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -150,6 +162,11 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
 
         return create_app(settings)
 
+    import multiprocessing
+
+    # The embedded job worker: a separate process, a child of this one, so Ctrl-C ends it too.
+    multiprocessing.get_context("fork").Process(
+        target=_embedded_worker_main, args=(settings,), name="finops-job-worker", daemon=True).start()
     _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 1, "threads": 8,
                             "worker_class": "gthread", "timeout": 120, "accesslog": None,
                             "loglevel": "warning"})

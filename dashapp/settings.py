@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     RATE_LIMIT_API: str = "100/h"
     LOGIN_LOCKOUT_THRESHOLD: int = Field(default=5, ge=1)
     LOGIN_LOCKOUT_MINUTES: int = Field(default=15, ge=1)
+    #: Jobs whose estimated Cost Explorer charges (USD 0.01 a request) exceed this wait for approval.
+    JOB_APPROVAL_CE_USD: Decimal = Field(default=Decimal("1.00"), ge=0)
+    #: Jobs over more profiles than this wait for approval.
+    JOB_APPROVAL_MAX_PROFILES: int = Field(default=5, ge=1)
     FRAME_ANCESTORS: str = "'self'"
     SESSION_COOKIE_SECURE: bool = True
     EMBED_CROSS_SITE: bool = False

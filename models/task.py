@@ -38,6 +38,12 @@ class Task(Base):
     log: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    #: Set when a user asks to cancel; the worker's heartbeat sees it and stops the job.
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the job was last handed to the broker (an outbox: re-published while unclaimed).
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    result_summary: Mapped[dict[str, object] | None] = mapped_column(JSON)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,0 +1,90 @@
+"""Celery task adapters over services.jobs, publishing after commit, and the embedded job worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from flask import current_app
+
+from services import database, jobs
+
+logger = logging.getLogger(__name__)
+
+REPUBLISH_SECONDS = 30.0
+
+
+def register_tasks(celery: Celery) -> None:
+    """Define the job tasks (explicit names) and the beat schedule on the Celery app."""
+
+    @celery.task(name="jobs.run_task", bind=True, acks_late=True, reject_on_worker_lost=True,
+                 max_retries=None, ignore_result=True)
+    def run_task(self: Any, task_id: int) -> None:
+        outcome = jobs.execute_task(int(task_id))
+        if outcome.retry_in is not None:
+            # Another worker holds a live lease (a redelivered message): look again when it ends.
+            raise self.retry(countdown=outcome.retry_in)
+
+    @celery.task(name="jobs.publish_pending", ignore_result=True)
+    def publish_pending() -> int:
+        with database.session_scope() as session:
+            task_ids = jobs.stale_task_ids(session)
+        return publish_with(celery, task_ids).published
+
+    celery.conf.beat_schedule = {
+        "jobs.publish_pending": {"task": "jobs.publish_pending", "schedule": REPUBLISH_SECONDS},
+    }
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    published: int
+    failed: int
+
+    @property
+    def is_ok(self) -> bool:
+        return self.failed == 0
+
+
+def publish_with(celery: Celery, task_ids: list[int]) -> PublishResult:
+    """Hand committed jobs to the broker; a broker outage leaves them queued for the re-publisher."""
+    sent: list[int] = []
+    for task_id in task_ids:
+        try:
+            celery.send_task("jobs.run_task", args=[task_id], retry=False)
+        except Exception as exc:  # noqa: BLE001 - any broker error: the job stays queued, nothing is lost
+            logger.warning("could not publish job %s: %s", task_id, exc)
+            continue
+        sent.append(task_id)
+    with database.session_scope() as session:
+        jobs.mark_published(session, task_ids=sent)
+    return PublishResult(published=len(sent), failed=len(task_ids) - len(sent))
+
+
+def publish(task_ids: list[int]) -> PublishResult:
+    """Publish jobs from a web request (embedded: the job worker polls the table, nothing to send)."""
+    celery = current_app.extensions.get("celery")
+    if celery is None:
+        return PublishResult(published=len(task_ids), failed=0)
+    return publish_with(celery, task_ids)
+
+
+def run_embedded_worker(poll_seconds: float = 1.0, stop: threading.Event | None = None) -> None:
+    """The embedded default's job worker: claim queued jobs from the table and run them."""
+    database.after_fork()
+    stop = stop or threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    owner = jobs.worker_id()
+    logger.info("embedded job worker %s started", owner)
+    while not stop.is_set():
+        try:
+            task_id = jobs.run_next(owner=owner)
+        except Exception:  # noqa: BLE001 - a locked or restarting database: try again shortly
+            logger.exception("embedded job worker could not poll")
+            task_id = None
+        if task_id is None:
+            stop.wait(poll_seconds)
