@@ -26,6 +26,19 @@ TEST_SECRET = "test-secret-key-" + "x" * 40
 pytest_plugins = ["tests.stack_fixtures", "tests.moto_server"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with minimal cost inside the test process (the real processes keep the real cost)."""
+    from argon2 import PasswordHasher
+
+    from services import auth
+
+    real = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    auth._hasher = real
+
+
 def _create_pg_database(name: str) -> str:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -27,7 +27,7 @@ def people(db_url):
         for name, i in ids.items()}
 
 
-def _submit(actor, policy=jobs.ApprovalPolicy(), **params):
+def _submit(actor, policy=jobs.ApprovalPolicy(), **params):  # noqa: B008 - a frozen dataclass
     with database.session_scope() as s:
         return jobs.submit_job(s, actor=actor, kind="test.steps", parameters=params, policy=policy)
 
