@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 
 from flask import Flask, Response, jsonify, render_template_string, request
@@ -13,7 +14,7 @@ from dashapp import api, auth, health, security
 from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
 from dashapp.settings import Settings
-from services import audit, crypto, database
+from services import audit, crypto, database, jobs
 from services.errors import DomainError
 from services.jobs import ApprovalPolicy
 
@@ -119,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.configure(settings.DATABASE_URL)
     crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
     audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS)
+    for module in filter(None, (m.strip() for m in settings.JOB_PLUGINS.split(","))):
+        importlib.import_module(module)
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     if settings.TRUSTED_PROXIES:
@@ -134,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["celery"] = make_celery(settings.CELERY_BROKER_URL, settings.REDIS_URL)
         from dashapp.tasks import register_tasks
 
-        register_tasks(app.extensions["celery"])
+        register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS)
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
     csrf.init_app(app)
     limiter.init_app(app)

@@ -6,7 +6,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -52,6 +52,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _fresh_session() -> None:
+    """Start an empty session, with a new CSRF token (not the one cached for this request)."""
+    session.clear()
+    g.pop("csrf_token", None)
+
+
 def _login_limit() -> str:
     return str(current_app.config["RATE_LIMIT_LOGIN"])
 
@@ -68,7 +74,7 @@ def _complete_login(user_id: int) -> str | None:
     """Start the signed-in session; return where to go next, or None when the user may not."""
     ip, agent = _client()
     target = _safe_next(session.get("pending", {}).get("next"))
-    session.clear()  # a fresh session: no fixation across the sign-in
+    _fresh_session()  # no fixation across the sign-in
     with database.session_scope() as db:
         user = auth.get_user(db, user_id=user_id)
         if user is None or not user.is_active:
@@ -114,7 +120,7 @@ def login() -> Response | str:
             flash(exc.message, "danger")
             return render_template("login.html", form=form), 401
         next_target = request.args.get("next")
-        session.clear()
+        _fresh_session()
         session["pending"] = {"user_id": user_id, "until": time.time() + PENDING_SECONDS,
                               "next": next_target}
         if not current_app.config["MFA_REQUIRED"] and not has_mfa:
@@ -209,7 +215,7 @@ def logout() -> Response | str:
             with database.session_scope() as db:
                 auth.end_session(db, sid=current_user.sid, actor=current_actor())
         logout_user()
-        session.clear()
+        _fresh_session()
         flash("You have signed out.", "info")
         return redirect(url_for("auth.login"))
     if not current_user.is_authenticated:

@@ -97,9 +97,11 @@ class _Gunicorn:
 def _embedded_worker_main(settings: Settings) -> None:
     from dashapp.logging_setup import configure_logging
     from dashapp.tasks import run_embedded_worker
+    from services import jobs
 
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     _configure_services(settings)
+    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS)
     try:
         run_embedded_worker()
     except KeyboardInterrupt:
@@ -219,7 +221,10 @@ def worker(concurrency: int, loglevel: str, queues: str) -> None:
 @click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
 def beat(loglevel: str) -> None:
     """Run Celery beat (exactly one per deployment)."""
-    _celery_app().start(["beat", f"--loglevel={loglevel}"])
+    settings = _settings_or_exit()
+    schedule = Path(settings.INSTANCE_DIR) / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    _celery_app().start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 
 
 @main.group()

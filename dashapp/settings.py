@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     JOB_APPROVAL_CE_USD: Decimal = Field(default=Decimal("1.00"), ge=0)
     #: Jobs over more profiles than this wait for approval.
     JOB_APPROVAL_MAX_PROFILES: int = Field(default=5, ge=1)
+    #: Seconds a worker's claim on a job lasts without a heartbeat (a killed worker's job is
+    #: taken over after this).
+    JOB_LEASE_SECONDS: int = Field(default=60, ge=2, le=3600)
+    #: How often beat re-publishes jobs the broker never delivered or a dead worker left behind.
+    JOB_REPUBLISH_SECONDS: float = Field(default=30.0, ge=1, le=3600)
+    #: Modules that register more kinds of job (comma-separated), for a deployment's own jobs.
+    JOB_PLUGINS: str = ""
     FRAME_ANCESTORS: str = "'self'"
     SESSION_COOKIE_SECURE: bool = True
     EMBED_CROSS_SITE: bool = False

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 REPUBLISH_SECONDS = 30.0
 
 
-def register_tasks(celery: Celery) -> None:
+def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECONDS) -> None:
     """Define the job tasks (explicit names) and the beat schedule on the Celery app."""
 
     @celery.task(name="jobs.run_task", bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -36,7 +36,7 @@ def register_tasks(celery: Celery) -> None:
         return publish_with(celery, task_ids).published
 
     celery.conf.beat_schedule = {
-        "jobs.publish_pending": {"task": "jobs.publish_pending", "schedule": REPUBLISH_SECONDS},
+        "jobs.publish_pending": {"task": "jobs.publish_pending", "schedule": republish_seconds},
     }
 
 

@@ -38,7 +38,13 @@ from services.permissions import Actor, require_role
 logger = logging.getLogger(__name__)
 
 MAX_LOG_CHARS = 200_000
-LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "60"))
+LEASE_SECONDS = 60
+
+
+def configure(*, lease_seconds: int) -> None:
+    """Set how long a claim lasts without a heartbeat."""
+    global LEASE_SECONDS
+    LEASE_SECONDS = lease_seconds
 APPROVER_ROLES = ("admin", "finance")
 ProgressFn = Callable[[int, str], None]
 

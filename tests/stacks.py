@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.crypto import Keyring
 
@@ -84,13 +85,41 @@ class Stack:
                 return pyotp.TOTP(self.totp_secret).at(candidate * 30)
             time.sleep(1)
 
+    def restart_worker(self) -> None:
+        """Start a new Celery worker in place of the first process (after a test killed it)."""
+        stop(self.processes[0])
+        self.processes[0] = _spawn([CLI, "worker", "--concurrency", "2", "--loglevel", "WARNING"], self.env,
+                                   self.logs[1])
+
     def close(self) -> None:
         for process in reversed(self.processes):
             stop(process)
 
 
+def http_session(stack: Stack) -> Any:
+    """Sign in over HTTP like a browser (password, then TOTP); return a requests session that
+    sends the CSRF header on writes, as the Dash front end does."""
+    import requests
+
+    csrf = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+    http = requests.Session()
+    page = http.get(f"{stack.base_url}/auth/login", timeout=10).text
+    response = http.post(f"{stack.base_url}/auth/login", timeout=10, allow_redirects=False, data={
+        "username": stack.username, "password": stack.password, "csrf_token": csrf.search(page).group(1)})
+    assert response.status_code == 302, response.text
+    step = response.headers["Location"]
+    page = http.get(f"{stack.base_url}{step}", timeout=10).text
+    if step.endswith("/enrol"):
+        stack.totp_secret = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', page).group(1)
+    done = http.post(f"{stack.base_url}{step}", timeout=10, allow_redirects=False,
+                     data={"code": stack.next_totp_code(), "csrf_token": csrf.search(page).group(1)})
+    assert done.status_code == 302, done.text
+    http.headers["X-CSRFToken"] = http.cookies["_csrf_token"]
+    return http
+
+
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
+    handle = log.open("ab")
     return subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -124,6 +153,11 @@ def production_env(tmp: Path, database_url: str, redis_db: int) -> dict[str, str
         "INSTANCE_DIR": str(tmp / "instance"),
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "WARNING",
+        # Short leases and re-publishing so that recovery from a killed worker is quick to watch.
+        "JOB_LEASE_SECONDS": "6",
+        "JOB_REPUBLISH_SECONDS": "3",
+        "JOB_PLUGINS": "tests.plugins.job_kinds",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     })
     return env
 
@@ -142,12 +176,13 @@ def start_production(tmp: Path, database_url: str, redis_db: int) -> Stack:
     password = re.search(r"Password \(shown once\): (\S+)", created.stdout)
     assert password, created.stdout + created.stderr
     port = free_port()
-    web_log, worker_log = tmp / "web.log", tmp / "worker.log"
+    web_log, worker_log, beat_log = tmp / "web.log", tmp / "worker.log", tmp / "beat.log"
     worker = _spawn([CLI, "worker", "--concurrency", "2", "--loglevel", "WARNING"], env, worker_log)
+    beat = _spawn([CLI, "beat", "--loglevel", "WARNING"], env, beat_log)
     web = _spawn([CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"], env, web_log)
     stack = Stack(base_url=f"http://127.0.0.1:{port}", username="admin", password=password.group(1),
-                  database_url=database_url, kind="production", processes=[worker, web],
-                  logs=[web_log, worker_log], env=env)
+                  database_url=database_url, kind="production", processes=[worker, beat, web],
+                  logs=[web_log, worker_log, beat_log], env=env)
     try:
         wait_for_http(f"{stack.base_url}/health/live/", timeout=60, process=web, log=web_log)
         wait_for_http(f"{stack.base_url}/health/", timeout=60, process=worker, log=worker_log)

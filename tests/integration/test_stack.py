@@ -12,28 +12,9 @@ from sqlalchemy import create_engine, func, select
 
 from models import CostFact
 from services.database import make_engine
-from tests.stacks import Stack
+from tests.stacks import http_session
 
 pytestmark = pytest.mark.integration
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def sign_in(stack: Stack) -> requests.Session:
-    """Sign in over HTTP like a browser: password, TOTP enrolment (or a code), session cookie."""
-    http = requests.Session()
-    page = http.get(f"{stack.base_url}/auth/login", timeout=10).text
-    response = http.post(f"{stack.base_url}/auth/login", timeout=10, allow_redirects=False, data={
-        "username": stack.username, "password": stack.password, "csrf_token": _CSRF.search(page).group(1)})
-    assert response.status_code == 302, response.text
-    step = response.headers["Location"]
-    page = http.get(f"{stack.base_url}{step}", timeout=10).text
-    if step.endswith("/enrol"):
-        stack.totp_secret = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', page).group(1)
-    code = stack.next_totp_code()  # never a replay of an earlier sign-in's code
-    done = http.post(f"{stack.base_url}{step}", timeout=10, allow_redirects=False,
-                     data={"code": code, "csrf_token": _CSRF.search(page).group(1)})
-    assert done.status_code == 302, done.text
-    return http
 
 
 def test_health_reports_every_part(stack):
@@ -69,7 +50,7 @@ def test_metrics_count_requests_of_every_gunicorn_worker(production_stack):
 
 
 def test_overview_api_figures_equal_independent_sums_of_the_facts(stack):
-    http = sign_in(stack)
+    http = http_session(stack)
     body = http.get(f"{stack.base_url}/api/v1/overview/", timeout=30).json()
     today = dt.date.fromisoformat(body["kpis"]["as_of"])
     engine = make_engine(stack.database_url) if stack.kind == "embedded" else create_engine(stack.database_url)

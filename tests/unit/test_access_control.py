@@ -97,3 +97,12 @@ def test_sign_out_ends_the_session_for_real(client, session):
     assert client.get("/_dash-layout").status_code == 401
     client.set_cookie("finops_session", stolen)  # replaying the old cookie does not help
     assert client.get("/_dash-layout").status_code == 401
+
+
+def test_first_write_after_sign_in_passes_csrf_with_the_cookie_just_set(client, session):
+    make_user(session, username="lee", roles=("admin",))
+    session.commit()
+    sign_in_and_enrol(client, "lee")  # no page load between the sign-in and the write
+    response = client.post("/api/v1/tasks/", json={"kind": "rollups.rebuild", "parameters": {}},
+                           headers=dash_headers(client))
+    assert response.status_code == 201, response.get_data(as_text=True)
