@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State
 from flask_login import current_user
+from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
 from layouts import ids, jobs, overview, shell
 from services import costs, database
 from services import jobs as job_service
+from services.errors import DomainError
+from services.permissions import Actor
+
+JOB_PATH = re.compile(r"^/jobs/(\d{1,12})$")
+
+
+def _job_detail(session: Session, *, actor: Actor, task_id: int) -> object:
+    try:
+        task = job_service.get_task(session, actor=actor, task_id=task_id)
+    except DomainError:
+        return shell.not_found(f"/jobs/{task_id}")
+    return jobs.detail_page(task, results=job_service.list_results(session, actor=actor, task_id=task_id),
+                            can_cancel=job_service.can_cancel(task, actor=actor),
+                            can_approve=job_service.can_approve(task, actor=actor))
 
 
 def render_page(pathname: str | None, search: str | None) -> object:
@@ -24,7 +40,11 @@ def render_page(pathname: str | None, search: str | None) -> object:
             content = overview.page(today=dt.datetime.now(dt.UTC).date(),
                                     accounts=costs.list_accounts(session, actor=actor))
         elif path == "/jobs":
-            content = jobs.page(job_service.list_tasks(session, actor=actor, limit=50))
+            kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]
+            content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor,
+                                                                          limit=jobs.PAGE_SIZE))
+        elif (match := JOB_PATH.match(path)) is not None:
+            content = _job_detail(session, actor=actor, task_id=int(match.group(1)))
         else:
             content = shell.not_found(path)
     return shell.page(content=content, display_name=current_user.display_name, path=path,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashapp import api, auth, health, security
+from dashapp import api, auth, exports, health, security
 from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
-from dashapp.settings import Settings
+from dashapp.settings import Settings, load_job_plugins
 from services import audit, crypto, database, jobs
 from services.errors import DomainError
 from services.jobs import ApprovalPolicy
@@ -63,8 +62,6 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks portal iframes; the token is enough
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
-        JOB_APPROVAL_POLICY=ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
-                                           max_profiles=settings.JOB_APPROVAL_MAX_PROFILES),
         ALEMBIC_HEAD=alembic_head(),
     )
 
@@ -120,9 +117,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.configure(settings.DATABASE_URL)
     crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
     audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
-    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS)
-    for module in filter(None, (m.strip() for m in settings.JOB_PLUGINS.split(","))):
-        importlib.import_module(module)
+    load_job_plugins(settings)
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     if settings.TRUSTED_PROXIES:
@@ -131,20 +126,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.TRUSTED_PROXIES
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     _configure_flask(app, settings)
+    policy = ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
+                            max_profiles=settings.JOB_APPROVAL_MAX_PROFILES)
     if settings.uses_celery:
         from dashapp.celery_app import make_celery
 
         assert settings.CELERY_BROKER_URL  # noqa: S101 - uses_celery says so
         app.extensions["celery"] = make_celery(settings.CELERY_BROKER_URL, settings.REDIS_URL)
-        from dashapp.tasks import register_tasks
+        from dashapp.tasks import publish_with, register_tasks
 
         register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS)
+        celery_app = app.extensions["celery"]
+        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=policy,
+                       publisher=lambda task_ids: publish_with(celery_app, task_ids).published)
+    else:
+        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=policy)
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
     csrf.init_app(app)
     limiter.init_app(app)
     health.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(exports.bp)
     csrf.exempt(health.bp)
     _register_errors(app)
 

@@ -10,7 +10,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
-from dashapp import tasks
 from services import costs, database, jobs, profiles
 from services.errors import InvalidInput
 
@@ -184,13 +183,10 @@ def submit_task() -> Response:
         raise InvalidInput("The body must be {\"kind\": \"...\", \"parameters\": {...}}.")
     with database.session_scope() as session:
         view = jobs.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
-                               policy=current_app.config["JOB_APPROVAL_POLICY"])
+                               policy=jobs.current_policy())
     response = _task_out(view).model_dump(mode="json")
-    if view.status == "queued":
-        published = tasks.publish([view.id])
-        if not published.is_ok:
-            response["notice"] = ("The job queue is unavailable right now. The job is saved and will start "
-                                  "as soon as the queue is back.")
+    if view.status == "queued" and jobs.publish([view.id]):
+        response["notice"] = jobs.QUEUE_DOWN_NOTICE
     return Response(json.dumps(response), status=201, mimetype="application/json")
 
 
@@ -224,7 +220,7 @@ def _decide(task_id: int, approve: bool) -> Response:
         view = jobs.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
                                     comment=comment)
     if approve:
-        tasks.publish([view.id])
+        jobs.publish([view.id])
     return _json(_task_out(view))
 
 

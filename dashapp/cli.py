@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dashapp.settings import ConfigError, Settings, embedded_settings
+from dashapp.settings import ConfigError, Settings, embedded_settings, load_job_plugins
 
 MIGRATIONS_INI = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
 
@@ -101,7 +102,10 @@ def _embedded_worker_main(settings: Settings) -> None:
 
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     _configure_services(settings)
-    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS)
+    load_job_plugins(settings)
+    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
+                   policy=jobs.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
+                                              max_profiles=settings.JOB_APPROVAL_MAX_PROFILES))
     try:
         run_embedded_worker()
     except KeyboardInterrupt:
@@ -164,14 +168,24 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
 
         return create_app(settings)
 
-    import multiprocessing
+    # The embedded job worker: a separate process in this process group, so Ctrl-C ends it too.
+    job_worker = subprocess.Popen([sys.executable, "-m", "dashapp.cli", "demo-worker", "--instance",  # noqa: S603 - our own module
+                                   str(settings.INSTANCE_DIR)])
+    try:
+        _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 1, "threads": 8,
+                                "worker_class": "gthread", "timeout": 120, "accesslog": None,
+                                "loglevel": "warning"})
+    finally:
+        job_worker.terminate()
+        job_worker.wait(10)
 
-    # The embedded job worker: a separate process, a child of this one, so Ctrl-C ends it too.
-    multiprocessing.get_context("fork").Process(
-        target=_embedded_worker_main, args=(settings,), name="finops-job-worker", daemon=True).start()
-    _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 1, "threads": 8,
-                            "worker_class": "gthread", "timeout": 120, "accesslog": None,
-                            "loglevel": "warning"})
+
+@main.command("demo-worker", hidden=True)
+@click.option("--instance", "instance_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def demo_worker(instance_dir: Path) -> None:
+    """Run the embedded default's job worker (started by `demo`)."""
+    settings = _settings_or_exit(embedded_settings(instance_dir)).model_copy(update={"LOG_FORMAT": "text"})
+    _embedded_worker_main(settings)
 
 
 @main.command()
@@ -303,3 +317,7 @@ def audit_verify() -> None:
         click.echo(f"  {problem}")
     click.echo(f"{report.rows} rows checked: {'intact' if report.is_intact else 'TAMPERED'}")
     sys.exit(0 if report.is_intact else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc  # noqa: F401 - registers the component 
 from dash import Dash
 from flask import Flask
 
-from callbacks import navigation, overview
+from callbacks import jobs, navigation, overview
 from callbacks.context import actor_payload
 from dashapp.settings import Settings
 from layouts import shell
@@ -60,4 +60,5 @@ def build_dash(server: Flask, settings: Settings) -> Dash:
     app.layout = _root_layout
     navigation.register(app)
     overview.register(app)
+    jobs.register(app)
     return app

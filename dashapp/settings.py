@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
@@ -152,3 +153,9 @@ def embedded_settings(instance_dir: Path) -> Settings:
         **stored,
     }
     return Settings(**overrides)  # type: ignore[arg-type]  # pydantic coerces the strings
+
+
+def load_job_plugins(settings: Settings) -> None:
+    """Import the modules named in JOB_PLUGINS, which register more kinds of job."""
+    for module in filter(None, (m.strip() for m in settings.JOB_PLUGINS.split(","))):
+        importlib.import_module(module)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
-from flask import current_app
 
 from services import database, jobs
 
@@ -63,14 +62,6 @@ def publish_with(celery: Celery, task_ids: list[int]) -> PublishResult:
     with database.session_scope() as session:
         jobs.mark_published(session, task_ids=sent)
     return PublishResult(published=len(sent), failed=len(task_ids) - len(sent))
-
-
-def publish(task_ids: list[int]) -> PublishResult:
-    """Publish jobs from a web request (embedded: the job worker polls the table, nothing to send)."""
-    celery = current_app.extensions.get("celery")
-    if celery is None:
-        return PublishResult(published=len(task_ids), failed=0)
-    return publish_with(celery, task_ids)
 
 
 def run_embedded_worker(poll_seconds: float = 1.0, stop: threading.Event | None = None) -> None:

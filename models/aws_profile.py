@@ -44,9 +44,9 @@ class AwsAccount(Base):
 
     __tablename__ = "aws_accounts"
 
-    account_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), default="")
-    payer_account_id: Mapped[str | None] = mapped_column(String(32))
+    payer_account_id: Mapped[str | None] = mapped_column(String(128))
     provider: Mapped[str] = mapped_column(String(32), default="AWS")
     email: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")

@@ -27,8 +27,8 @@ class CostDimensionDaily(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     usage_date: Mapped[dt.date] = mapped_column(Date)
     billing_period: Mapped[dt.date] = mapped_column(Date)
-    payer_account_id: Mapped[str] = mapped_column(String(32))
-    usage_account_id: Mapped[str] = mapped_column(String(32))
+    payer_account_id: Mapped[str] = mapped_column(String(128))
+    usage_account_id: Mapped[str] = mapped_column(String(128))
     #: region, usage_type, charge_category, or tag:<key>
     dimension: Mapped[str] = mapped_column(String(160))
     value: Mapped[str] = mapped_column(String(256))
@@ -46,7 +46,7 @@ class CostForecast(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("aws_profiles.id", ondelete="SET NULL"))
-    payer_account_id: Mapped[str] = mapped_column(String(32))
+    payer_account_id: Mapped[str] = mapped_column(String(128))
     metric: Mapped[str] = mapped_column(String(32))
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
@@ -64,7 +64,7 @@ class CommitmentReport(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("aws_profiles.id", ondelete="SET NULL"))
-    payer_account_id: Mapped[str] = mapped_column(String(32))
+    payer_account_id: Mapped[str] = mapped_column(String(128))
     #: ri_utilisation, ri_coverage, sp_utilisation, sp_coverage
     kind: Mapped[str] = mapped_column(String(32), index=True)
     period_start: Mapped[dt.date] = mapped_column(Date)
@@ -84,7 +84,7 @@ class Recommendation(Base):
     #: rightsizing, ri_purchase, sp_purchase, idle
     kind: Mapped[str] = mapped_column(String(32), index=True)
     source: Mapped[str] = mapped_column(String(32), default="aws")
-    usage_account_id: Mapped[str | None] = mapped_column(String(32))
+    usage_account_id: Mapped[str | None] = mapped_column(String(128))
     resource_id: Mapped[str | None] = mapped_column(String(512))
     summary: Mapped[str] = mapped_column(String(512), default="")
     estimated_monthly_savings: Mapped[Decimal] = mapped_column(Money)

@@ -17,7 +17,7 @@ class Resource(TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("usage_account_id", "region", "resource_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    usage_account_id: Mapped[str] = mapped_column(String(32), index=True)
+    usage_account_id: Mapped[str] = mapped_column(String(128), index=True)
     region: Mapped[str] = mapped_column(String(32))
     #: ec2_instance, rds_instance, ebs_volume, elastic_ip, ebs_snapshot, load_balancer
     resource_type: Mapped[str] = mapped_column(String(32), index=True)

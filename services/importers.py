@@ -1,20 +1,23 @@
 """Import cost files: FOCUS 1.0-1.2 and AWS CUR 2.0, as CSV, gzip CSV or Parquet.
 
-The file is read twice, lazily, never held in memory: a first pass parses and validates every
-row and notes the billing periods, billing (payer) accounts, providers and currencies it holds;
-if anything is wrong, ``InvalidInput`` lists the first problems and nothing has been written.
-Then, for each billing period, a second pass streams that period's rows into
-``services.ingest.replace_period``, which replaces the facts of that period, source and billing
-accounts (so importing the same file again changes nothing) and rebuilds the rollups. A file of
-one billing period, the normal case, is thus read twice; one of ``n`` periods ``n + 1`` times.
-Everything happens in the caller's transaction: on any error the caller rolls back.
+How a file is read
+    Lazily and more than once, never held in memory. A first, cheap pass reads only the key
+    columns (billing period, billing account, currency, provider): it checks them, counts the
+    rows of each billing period and notes its billing accounts. If anything is wrong there,
+    ``InvalidInput`` is raised before anything is written. Then, for each billing period, a pass
+    parses that period's rows in full and streams them into ``services.ingest.replace_period``,
+    which replaces the facts of that period, source and billing accounts (so importing the same
+    file again changes nothing) and rebuilds the period's rollups. A row that fails to parse
+    there is reported the same way; the caller's transaction, in which all of this runs, is then
+    rolled back by the caller. A file of one billing period, the normal case, is read twice;
+    one of ``n`` periods ``n + 1`` times. The file's SHA-256 is taken before and after: a file
+    that changed meanwhile is refused.
 
-Reading
     The format is sniffed from the content: gzip magic (``.csv.gz``), Parquet magic
-    (``.parquet``, read one record batch of the needed columns at a time), else UTF-8 CSV (a
+    (``.parquet``: read one record batch of the needed columns at a time), else UTF-8 CSV (a
     byte-order mark is ignored). The literal ``NULL`` and empty values mean "missing". Columns
     the mapping does not use are ignored (FOCUS 1.1/1.2 ``ServiceSubcategory``,
-    ``PricingCurrency``..., ``x_`` columns; the hundred-odd CUR 2.0 columns). Row ``N`` in a
+    ``PricingCurrency``, ``x_`` columns...; the hundred-odd CUR 2.0 columns). Row ``N`` in a
     message is the ``N``-th record after the header (line ``N + 1`` when no value spans lines).
 
 Values
@@ -23,15 +26,14 @@ Values
     (``repr``), which is the decimal the exporter wrote. Money is rounded half-even to 11 decimal
     places, the FOCUS precision and the scale of the money columns (PostgreSQL would round there
     anyway; rounding here keeps SQLite identical). Dates accept ISO 8601 with ``T`` or a space,
-    with or without ``Z`` / an offset, or a bare date; aware times are taken in UTC. The usage
+    with or without ``Z`` or an offset, or a bare date; aware times are taken in UTC. The usage
     date is the UTC date of the charge's start; the billing period is the month of its start.
 
 Account ids
-    FOCUS account ids can be long (Azure ``/subscriptions/<guid>``, OCI tenancy OCIDs) while the
-    account columns hold 32 characters. An id that fits is stored unchanged; a longer one is
-    stored as ``...<last 20 characters>#<8 hex digits of its SHA-256>`` (see
-    ``stored_account_id``): stable, distinct, recognisable. Widening the columns makes this a
-    no-op, since the limit is read from the models.
+    FOCUS account ids can be long (Azure ``/subscriptions/<guid>`` is about 52 characters, OCI
+    tenancy OCIDs about 80); the account columns hold 128. An id that fits is stored unchanged; a longer one is
+    stored as ``...<its last characters>#<8 hex digits of its SHA-256>`` (see
+    ``stored_account_id``): stable, distinct, recognisable. The limit is read from the models.
 
 FOCUS (1.0, 1.1, 1.2) to ``FactRow``
     ================  ===============================================================
@@ -49,7 +51,7 @@ FOCUS (1.0, 1.1, 1.2) to ``FactRow``
     charge_category   ChargeCategory
     resource_id       ResourceId
     tags              Tags, a JSON object (missing: ``{}``); non-string scalars become their
-                      JSON text, a missing value an empty string
+                      JSON text, a null value an empty string
     unblended_cost    BilledCost
     amortized_cost    EffectiveCost
     net_cost          EffectiveCost: FOCUS has no separate "net" figure; EffectiveCost is the
@@ -57,7 +59,7 @@ FOCUS (1.0, 1.1, 1.2) to ``FactRow``
     list_cost         ListCost
     usage_quantity    ConsumedQuantity (missing: ``None``)
     usage_unit        ConsumedUnit
-    currency          BillingCurrency (PricingCurrency of 1.2 is ignored: costs are billed)
+    currency          BillingCurrency (1.2's PricingCurrency is ignored: costs are as billed)
     ================  ===============================================================
 
     Required columns: BilledCost, BillingAccountId, BillingCurrency, BillingPeriodStart,
@@ -70,10 +72,9 @@ CUR 2.0 to ``FactRow``
     provider          ``AWS``
     payer_account_id  bill_payer_account_id
     usage_account_id  line_item_usage_account_id
-    service           the product name: column ``product_product_name`` or key
-                      ``product_name`` of the ``product`` map, else line_item_product_code,
-                      else product_servicecode (the product name is what Cost Explorer and
-                      FOCUS call the service)
+    service           the product name (what Cost Explorer and FOCUS call the service):
+                      column ``product_product_name`` or key ``product_name`` of the
+                      ``product`` map; else line_item_product_code; else product_servicecode
     region            product_region_code, key ``region_code`` of ``product``, product_region,
                       key ``region`` of ``product``, else ``global``
     usage_type        line_item_usage_type
@@ -91,12 +92,12 @@ CUR 2.0 to ``FactRow``
                       (0 when those columns are missing): the used part is already in the
                       covered usage, the unused part is still money spent;
                       RIFee: reservation_unused_amortized_upfront_fee_for_billing_period +
-                      reservation_unused_recurring_fee (0 when missing), likewise;
+                      reservation_unused_recurring_fee (0 when missing), for the same reason;
                       Fee with a reservation_reservation_a_r_n (an RI bought upfront): 0;
                       anything else (Usage, Tax, Credit, Refund, discounts...): unblended
     net_cost          line_item_net_unblended_cost when present, else unblended
-    list_cost         pricing_public_on_demand_cost when present, else 0 for
-                      SavingsPlanNegation (the on-demand price sits on the covered line),
+    list_cost         pricing_public_on_demand_cost when present; else 0 for
+                      SavingsPlanNegation (the on-demand price sits on the covered line);
                       else unblended
     usage_quantity    line_item_usage_amount
     usage_unit        pricing_unit
@@ -107,10 +108,10 @@ CUR 2.0 to ``FactRow``
     line_item_usage_account_id, line_item_usage_start_date, line_item_line_item_type,
     line_item_product_code, line_item_unblended_cost, line_item_currency_code.
 
-Checks (each names the row and the column): required columns present, no duplicate column, as
-many values as columns, numbers and dates parse, required values present, text fits its
-column, a three-letter currency, one currency per billing period and billing account, tags a
-JSON object, at least one data row. Up to 20 problems are listed in
+Checks, each naming the row and the column: required columns present and none twice, as many
+values as columns, numbers and dates parse, required values present, text fits its column, a
+three-letter currency, one currency per billing period and billing account, tags a JSON
+object, at least one data row. Up to ``MAX_ERRORS`` problems are listed in
 ``InvalidInput.details["errors"]``; the first is the message.
 """
 
@@ -118,6 +119,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import json
@@ -144,13 +146,17 @@ MAX_ERRORS = 20
 #: Rows per Parquet record batch: bounds memory whatever the file's size.
 PARQUET_BATCH_ROWS = 8_192
 
-_MISSING = ("", "NULL")
+_MISSING = frozenset({"", "NULL"})
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 _MONEY_QUANTUM = Decimal("1E-11")
-_MONEY_LIMIT = Decimal("1E27")  # numeric(38, 11): 27 digits before the point
-_MONEY_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+#: numeric(38, 11): 38 digits in all; quantize() raises beyond that.
+_MONEY_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 _ZERO = Decimal(0)
+#: Distinct JSON texts (tags, product maps) parsed once per import, up to this many.
+_JSON_CACHE_SIZE = 8_192
+#: Distinct key-column combinations parsed once per file, up to this many.
+_KEY_CACHE_SIZE = 8_192
 
 
 def _column_length(*columns: Any) -> int:
@@ -167,42 +173,55 @@ _LIMITS = {name: _column_length(CostFact.__table__.c[name]) for name in (
     "resource_id", "usage_unit",
 )}
 
-# Logical column -> accepted header names, first present wins.
-_FOCUS_REQUIRED: dict[str, tuple[str, ...]] = {
-    "BilledCost": ("BilledCost",),
-    "BillingAccountId": ("BillingAccountId",),
-    "BillingCurrency": ("BillingCurrency",),
-    "BillingPeriodStart": ("BillingPeriodStart",),
-    "ChargeCategory": ("ChargeCategory",),
-    "ChargePeriodStart": ("ChargePeriodStart",),
-    "EffectiveCost": ("EffectiveCost",),
-    "ListCost": ("ListCost",),
-    "ProviderName": ("ProviderName", "ServiceProviderName"),
-    "ServiceName": ("ServiceName",),
+
+@dataclass(frozen=True)
+class _Layout:
+    """The columns of one format: logical name -> accepted header names, first present wins."""
+
+    required: dict[str, tuple[str, ...]]
+    optional: dict[str, tuple[str, ...]]
+    #: The key columns the first pass reads: billing period, billing account, currency, provider.
+    period: str
+    account: str
+    currency: str
+    provider: str | None
+
+
+def _same(*names: str) -> dict[str, tuple[str, ...]]:
+    return {name: (name,) for name in names}
+
+
+_LAYOUTS: dict[str, _Layout] = {
+    "focus": _Layout(
+        required={**_same("BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart",
+                          "ChargeCategory", "ChargePeriodStart", "EffectiveCost", "ListCost"),
+                  "ProviderName": ("ProviderName", "ServiceProviderName"),
+                  **_same("ServiceName")},
+        optional=_same("SubAccountId", "ServiceCategory", "RegionId", "x_UsageType", "SkuId",
+                       "ChargeDescription", "ResourceId", "Tags", "ConsumedQuantity",
+                       "ConsumedUnit"),
+        period="BillingPeriodStart", account="BillingAccountId", currency="BillingCurrency",
+        provider="ProviderName",
+    ),
+    "cur2": _Layout(
+        required=_same("bill_billing_period_start_date", "bill_payer_account_id",
+                       "line_item_usage_account_id", "line_item_usage_start_date",
+                       "line_item_line_item_type", "line_item_product_code",
+                       "line_item_unblended_cost", "line_item_currency_code"),
+        optional=_same(
+            "line_item_usage_type", "line_item_resource_id", "resource_tags",
+            "line_item_net_unblended_cost", "pricing_public_on_demand_cost",
+            "line_item_usage_amount", "pricing_unit", "product", "product_product_name",
+            "product_servicecode", "product_region_code", "product_region",
+            "savings_plan_savings_plan_effective_cost", "savings_plan_total_commitment_to_date",
+            "savings_plan_used_commitment", "reservation_effective_cost",
+            "reservation_unused_amortized_upfront_fee_for_billing_period",
+            "reservation_unused_recurring_fee", "reservation_reservation_a_r_n",
+        ),
+        period="bill_billing_period_start_date", account="bill_payer_account_id",
+        currency="line_item_currency_code", provider=None,
+    ),
 }
-_FOCUS_OPTIONAL: dict[str, tuple[str, ...]] = {name: (name,) for name in (
-    "SubAccountId", "ServiceCategory", "RegionId", "x_UsageType", "SkuId", "ChargeDescription",
-    "ResourceId", "Tags", "ConsumedQuantity", "ConsumedUnit",
-)}
-_CUR2_REQUIRED: dict[str, tuple[str, ...]] = {name: (name,) for name in (
-    "bill_billing_period_start_date", "bill_payer_account_id", "line_item_usage_account_id",
-    "line_item_usage_start_date", "line_item_line_item_type", "line_item_product_code",
-    "line_item_unblended_cost", "line_item_currency_code",
-)}
-_CUR2_OPTIONAL: dict[str, tuple[str, ...]] = {name: (name,) for name in (
-    "line_item_usage_type", "line_item_resource_id", "resource_tags",
-    "line_item_net_unblended_cost", "pricing_public_on_demand_cost", "line_item_usage_amount",
-    "pricing_unit", "product", "product_product_name", "product_servicecode",
-    "product_region_code", "product_region", "savings_plan_savings_plan_effective_cost",
-    "savings_plan_total_commitment_to_date", "savings_plan_used_commitment",
-    "reservation_effective_cost", "reservation_unused_amortized_upfront_fee_for_billing_period",
-    "reservation_unused_recurring_fee", "reservation_reservation_a_r_n",
-)}
-_COLUMNS: dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]] = {
-    "focus": (_FOCUS_REQUIRED, _FOCUS_OPTIONAL),
-    "cur2": (_CUR2_REQUIRED, _CUR2_OPTIONAL),
-}
-_CURRENCY_COLUMN = {"focus": "BillingCurrency", "cur2": "line_item_currency_code"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +238,10 @@ class ImportResult:
 def detect_format(header: Sequence[str]) -> Format:
     """Tell a FOCUS header from a CUR 2.0 one by the columns each must have."""
     names = {h.strip() for h in header}
-    focus = sum(1 for aliases in _FOCUS_REQUIRED.values() if names.intersection(aliases))
-    cur2 = sum(1 for aliases in _CUR2_REQUIRED.values() if names.intersection(aliases))
-    if max(focus, cur2) >= 3:
-        return "focus" if focus >= cur2 else "cur2"
+    scores = {fmt: sum(1 for aliases in layout.required.values() if names.intersection(aliases))
+              for fmt, layout in _LAYOUTS.items()}
+    if max(scores.values()) >= 3:
+        return "focus" if scores["focus"] >= scores["cur2"] else "cur2"
     if any(n.startswith("lineItem/") for n in names):
         raise InvalidInput("this is a legacy Cost and Usage Report (lineItem/... columns): "
                            "export CUR 2.0 or FOCUS instead")
@@ -232,7 +251,7 @@ def detect_format(header: Sequence[str]) -> Format:
 
 
 def stored_account_id(value: str) -> str:
-    """Return the account id as stored: unchanged if it fits the column, else a stable short form."""
+    """Return an account id as stored: unchanged if it fits the column, else a stable short form."""
     if len(value) <= _ACCOUNT_ID_LENGTH:
         return value
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
@@ -250,7 +269,10 @@ def import_file(
 ) -> ImportResult:
     """Import one FOCUS or CUR 2.0 file in the caller's transaction, all or nothing.
 
-    ``on_progress`` is called with the number of rows written so far.
+    Raises ``InvalidInput`` for any problem with the file, possibly after rows were written:
+    the caller rolls back (``services.database.session_scope`` does). ``on_progress`` is called
+    with the number of rows written so far, inside the transaction: on SQLite it must not write
+    through another connection (the import holds the write lock until the caller commits).
     """
     return import_files(session, paths=[path], file_name=file_name, actor_id=actor_id,
                         on_progress=on_progress)
@@ -264,10 +286,10 @@ def import_files(
     actor_id: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Import the parts of one export (CUR 2.0 splits a month into several files) as one.
+    """Import the parts of one export (CUR 2.0 splits a large month into several files) as one.
 
-    Parts of one billing period must come in one call: each call replaces the periods and
-    billing accounts it holds.
+    All parts of a billing period must come in one call: each import replaces the billing
+    periods and billing accounts it holds.
     """
     if not paths:
         raise InvalidInput("no file to import")
@@ -279,15 +301,14 @@ def import_files(
     done = 0
     for period in sorted(scan.periods):
         expected = scan.period_rows[period]
-        before = done
 
-        def report(written: int, before: int = before) -> None:
+        def report(written: int, before: int = done) -> None:
             if on_progress is not None:
                 on_progress(before + written)
 
         batch = replace_period(
             session, source=scan.format, billing_period=period,
-            rows=_period_rows(sources, fmt=scan.format, period=period, expected=expected),
+            rows=_period_facts(sources, fmt=scan.format, period=period, expected=expected),
             payer_account_ids=scan.periods[period], file_name=name, actor_id=actor_id,
             on_chunk=report,
         )
@@ -319,32 +340,37 @@ class _Table(Protocol):
     def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]: ...
 
 
+#: The key under which ``records`` reports a row with the wrong number of values.
+_WIDTH_PROBLEM = "\0width"
+
+
 @dataclass(frozen=True)
 class _Source:
     path: Path
+    #: The file's name in messages when several files are imported together.
     label: str | None
 
-    def where(self, row: int | None = None) -> str:
-        place = f"row {row}" if row is not None else ""
-        if self.label:
-            return f"{self.label}, {place}" if place else self.label
-        return place
+    def where(self, row: int) -> str:
+        return f"{self.label}, row {row}" if self.label else f"row {row}"
+
+    def prefix(self) -> str:
+        return f"{self.label}: " if self.label else ""
 
     def open(self) -> _Table:
         try:
             with self.path.open("rb") as fh:
                 magic = fh.read(4)
         except OSError as exc:
-            raise InvalidInput(f"{self.path.name}: cannot be read ({exc.strerror})") from exc
-        suffixes = [s.lower() for s in self.path.suffixes]
+            raise InvalidInput(f"{self.path.name} cannot be read ({exc.strerror})") from exc
+        suffix = self.path.suffix.lower()
         if magic[:2] == _GZIP_MAGIC:
             return _CsvTable(self, compressed=True)
         if magic == _PARQUET_MAGIC:
             return _ParquetTable(self)
-        if suffixes[-1:] == [".parquet"]:
-            raise InvalidInput(f"{self.path.name}: not a Parquet file")
-        if suffixes[-1:] == [".gz"]:
-            raise InvalidInput(f"{self.path.name}: not a gzip file")
+        if suffix == ".parquet":
+            raise InvalidInput(f"{self.prefix()}not a Parquet file")
+        if suffix == ".gz":
+            raise InvalidInput(f"{self.prefix()}not a gzip file")
         return _CsvTable(self, compressed=False)
 
 
@@ -356,7 +382,7 @@ def _checksum(sources: Sequence[_Source]) -> str:
                 while chunk := fh.read(1 << 20):
                     digest.update(chunk)
         except OSError as exc:
-            raise InvalidInput(f"{source.path.name}: cannot be read ({exc.strerror})") from exc
+            raise InvalidInput(f"{source.path.name} cannot be read ({exc.strerror})") from exc
     return digest.hexdigest()
 
 
@@ -373,8 +399,7 @@ class _CsvTable:
         first = self._read(0)
         if first is None:
             self._fh.close()
-            raise InvalidInput(f"{self.source.label}: the file is empty" if self.source.label
-                               else "the file is empty")
+            raise InvalidInput(f"{self.source.prefix()}the file is empty")
         self.header = [h.strip() for h in first]
         return self
 
@@ -385,12 +410,12 @@ class _CsvTable:
         try:
             return next(self._reader, None)
         except (csv.Error, UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
-            where = self.source.where(row) if row else self.source.where() or "header"
-            raise InvalidInput(f"{where}: the file cannot be read as "
-                               f"{'gzip ' if self.compressed else ''}UTF-8 CSV ({exc})") from exc
+            where = self.source.where(row) if row else f"{self.source.prefix()}header"
+            kind = "gzip-compressed UTF-8 CSV" if self.compressed else "UTF-8 CSV"
+            raise InvalidInput(f"{where}: the file cannot be read as {kind} ({exc})") from exc
 
     def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]:
-        index = {logical: self.header.index(actual) for logical, actual in columns.items()}
+        index = [(logical, self.header.index(actual)) for logical, actual in columns.items()]
         width = len(self.header)
         row = 0
         while (values := self._read(row + 1)) is not None:
@@ -398,12 +423,10 @@ class _CsvTable:
             if not values:  # a blank line
                 continue
             if len(values) != width:
-                yield row, {_WIDTH_ERROR: f"{len(values)} values where the header has {width} columns"}
+                yield row, {_WIDTH_PROBLEM: f"{len(values)} values where the header has "
+                                            f"{width} columns"}
                 continue
-            yield row, {logical: values[i] for logical, i in index.items()}
-
-
-_WIDTH_ERROR = "\0width"
+            yield row, {logical: values[i] for logical, i in index}
 
 
 class _ParquetTable:
@@ -412,13 +435,12 @@ class _ParquetTable:
         self.header: list[str] = []
 
     def __enter__(self) -> _ParquetTable:
-        import pyarrow.parquet as pq  # imported here: only Parquet imports need it
+        import pyarrow.parquet as pq  # here, not at the top: only Parquet imports need it
 
         try:
             self._file = pq.ParquetFile(self.source.path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            raise InvalidInput(f"{self.source.where() or self.source.path.name}: not a readable "
-                               f"Parquet file ({exc})") from exc
+            raise InvalidInput(f"{self.source.prefix()}not a readable Parquet file ({exc})") from exc
         self.header = list(self._file.schema_arrow.names)
         return self
 
@@ -427,8 +449,8 @@ class _ParquetTable:
 
     def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]:
         logical_of = {actual: logical for logical, actual in columns.items()}
-        row = 0
         batches = self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(logical_of))
+        row = 0
         while True:
             try:
                 batch = next(batches, None)
@@ -438,11 +460,25 @@ class _ParquetTable:
             if batch is None:
                 return
             names = [logical_of[n] for n in batch.schema.names]
-            values = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            del batch
+            values = [_python_values(column) for column in batch.columns]
+            del batch  # keep one batch alive at a time, as Python objects
             for record in zip(*values, strict=True):
                 row += 1
                 yield row, dict(zip(names, record, strict=True))
+
+
+def _python_values(column: Any) -> list[object]:
+    """Return an Arrow column as Python values; timestamps as naive UTC datetimes.
+
+    Converting zoned timestamps one by one makes pyarrow try to import pytz for every value
+    (hundreds of microseconds each); naive UTC (to the microsecond) converts at full speed.
+    """
+    import pyarrow as pa  # here, not at the top: only Parquet imports need it
+
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("us"), safe=False)
+    values: list[object] = column.to_pylist()
+    return values
 
 
 # --- values ------------------------------------------------------------------------------------
@@ -455,14 +491,25 @@ class _CellError(Exception):
         self.message = message
 
 
+@functools.lru_cache(maxsize=4_096)
+def _parse_day(text: str) -> dt.date:
+    """Return the UTC date of an ISO 8601 time or date (hourly files repeat a few hundred)."""
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
+
+
 class _Cells:
     """One row's values by logical column, with parsers that name the column on failure."""
 
-    __slots__ = ("values", "names")
+    __slots__ = ("values", "names", "json_cache")
 
-    def __init__(self, values: dict[str, object], names: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, object], names: dict[str, str],
+                 json_cache: dict[str, object]) -> None:
         self.values = values
         self.names = names
+        self.json_cache = json_cache
 
     def has(self, key: str) -> bool:
         return key in self.names
@@ -472,11 +519,11 @@ class _Cells:
 
     def text(self, key: str, *, required: bool = False, limit: int | None = None) -> str | None:
         value = self.values.get(key)
-        if value is not None and not isinstance(value, str):
-            value = str(value)
         if value is not None:
-            value = value.strip()
-        if value is None or value in _MISSING:
+            value = (value if value.__class__ is str else str(value)).strip()
+            if value in _MISSING:
+                value = None
+        if value is None:
             if required:
                 raise self.fail(key, "missing value")
             return None
@@ -486,34 +533,35 @@ class _Cells:
 
     def number(self, key: str, *, required: bool = False) -> Decimal | None:
         value = self.values.get(key)
-        if value is None or (isinstance(value, str) and value.strip() in _MISSING):
+        if isinstance(value, str):
+            text = value.strip()
+            if text in _MISSING:
+                value = None
+            else:
+                try:
+                    value = Decimal(text)
+                except InvalidOperation:
+                    raise self.fail(key, f"{text[:40]!r} is not a number") from None
+        elif isinstance(value, float):
+            value = Decimal(repr(value))  # the shortest text that round-trips: what was written
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = Decimal(value)
+        if value is None:
             if required:
                 raise self.fail(key, "missing value")
             return None
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, bool):
-            raise self.fail(key, f"{value!r} is not a number")
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            number = Decimal(repr(value))  # the shortest text that round-trips: what was written
-        else:
-            try:
-                number = Decimal(str(value))
-            except InvalidOperation:
-                raise self.fail(key, f"{str(value)[:40]!r} is not a number") from None
-        if not number.is_finite():
+        if not isinstance(value, Decimal) or not value.is_finite():
             raise self.fail(key, f"{str(value)[:40]!r} is not a number")
-        return number
+        return value
 
     def money(self, key: str, *, required: bool = False) -> Decimal | None:
         number = self.number(key, required=required)
         if number is None:
             return None
-        if abs(number) >= _MONEY_LIMIT:
-            raise self.fail(key, f"{number} is out of range")
-        return number.quantize(_MONEY_QUANTUM, context=_MONEY_CONTEXT)
+        try:
+            return number.quantize(_MONEY_QUANTUM, context=_MONEY_CONTEXT)
+        except InvalidOperation:
+            raise self.fail(key, f"{number} is out of range") from None
 
     def day(self, key: str, *, required: bool = False) -> dt.date | None:
         value = self.values.get(key)
@@ -523,7 +571,7 @@ class _Cells:
                 value = None
             else:
                 try:
-                    value = dt.datetime.fromisoformat(text)
+                    return _parse_day(text)
                 except ValueError:
                     raise self.fail(key, f"{text[:40]!r} is not a date") from None
         if value is None:
@@ -531,43 +579,51 @@ class _Cells:
                 raise self.fail(key, "missing value")
             return None
         if isinstance(value, dt.datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(dt.UTC)
-            return value.date()
+            return (value.astimezone(dt.UTC) if value.tzinfo is not None else value).date()
         if isinstance(value, dt.date):
             return value
-        raise self.fail(key, f"{value!r} is not a date")
+        raise self.fail(key, f"{str(value)[:40]!r} is not a date")
 
     def mapping(self, key: str) -> dict[str, object]:
+        """Return a map column: a JSON object in CSV, a map (key-value pairs) in Parquet."""
         value = self.values.get(key)
         if isinstance(value, str):
             text = value.strip()
             if text in _MISSING:
                 return {}
+            cached = self.json_cache.get(text)
+            if cached is not None:
+                return cached  # type: ignore[return-value]  # only mappings are cached
             try:
                 value = json.loads(text)
             except ValueError:
                 raise self.fail(key, f"{text[:40]!r} is not JSON") from None
+            if not isinstance(value, dict):
+                raise self.fail(key, "not a JSON object")
+            if len(self.json_cache) >= _JSON_CACHE_SIZE:
+                self.json_cache.clear()
+            self.json_cache[text] = value
+            return value
         if value is None:
             return {}
-        if isinstance(value, list):  # a Parquet map arrives as a list of (key, value) pairs
+        if isinstance(value, list):
             try:
                 value = dict(value)
             except (TypeError, ValueError):
                 raise self.fail(key, "not a map of keys to values") from None
         if not isinstance(value, dict):
-            raise self.fail(key, "not a JSON object")
-        return {str(k): v for k, v in value.items()}
+            raise self.fail(key, "not a map of keys to values")
+        return value
 
     def tags(self, key: str) -> dict[str, str]:
         tags: dict[str, str] = {}
         for name, value in self.mapping(key).items():
-            if value is None:
-                tags[name] = ""
-            elif isinstance(value, str):
-                tags[name] = value
+            if isinstance(value, str):
+                tags[str(name)] = value
+            elif value is None:
+                tags[str(name)] = ""
             elif isinstance(value, int | float | bool):
-                tags[name] = json.dumps(value)
+                tags[str(name)] = json.dumps(value)
             else:
                 raise self.fail(key, f"tag {name!r} has a nested value")
         return tags
@@ -586,18 +642,23 @@ def _currency(cells: _Cells, key: str) -> str:
     return value.upper()
 
 
-def _focus_row(cells: _Cells) -> FactRow:
+def _period(cells: _Cells, key: str) -> dt.date:
+    day = cells.day(key, required=True)
+    assert day is not None  # required=True raised otherwise
+    return billing_period_of(day)
+
+
+def _focus_fact(cells: _Cells, period: dt.date) -> FactRow:
     billing_account = _account(cells, "BillingAccountId")
-    assert billing_account is not None  # required
     usage_start = cells.day("ChargePeriodStart", required=True)
-    period = cells.day("BillingPeriodStart", required=True)
-    assert usage_start is not None and period is not None  # required
+    assert billing_account is not None and usage_start is not None  # required
     usage_type = (cells.text("x_UsageType", limit=_LIMITS["usage_type"])
                   or cells.text("SkuId", limit=_LIMITS["usage_type"])
                   or (cells.text("ChargeDescription") or "")[:_LIMITS["usage_type"]])
+    effective = cells.money("EffectiveCost", required=True)
     return FactRow(
         usage_date=usage_start,
-        billing_period=billing_period_of(period),
+        billing_period=period,
         provider=cells.text("ProviderName", required=True, limit=_LIMITS["provider"]) or "",
         payer_account_id=billing_account,
         usage_account_id=_account(cells, "SubAccountId", required=False) or billing_account,
@@ -610,8 +671,8 @@ def _focus_row(cells: _Cells) -> FactRow:
         resource_id=cells.text("ResourceId", limit=_LIMITS["resource_id"]),
         tags=cells.tags("Tags"),
         unblended_cost=cells.money("BilledCost", required=True) or _ZERO,
-        amortized_cost=cells.money("EffectiveCost", required=True) or _ZERO,
-        net_cost=cells.money("EffectiveCost", required=True) or _ZERO,
+        amortized_cost=effective or _ZERO,
+        net_cost=effective or _ZERO,
         list_cost=cells.money("ListCost", required=True) or _ZERO,
         usage_quantity=cells.number("ConsumedQuantity"),
         usage_unit=cells.text("ConsumedUnit", limit=_LIMITS["usage_unit"]),
@@ -639,54 +700,6 @@ def _cur2_amortized(cells: _Cells, line_type: str, unblended: Decimal) -> Decima
     return unblended
 
 
-def _cur2_row(cells: _Cells) -> FactRow:
-    usage_start = cells.day("line_item_usage_start_date", required=True)
-    period = cells.day("bill_billing_period_start_date", required=True)
-    payer = _account(cells, "bill_payer_account_id")
-    account = _account(cells, "line_item_usage_account_id")
-    line_type = cells.text("line_item_line_item_type", required=True,
-                           limit=_LIMITS["charge_category"])
-    unblended = cells.money("line_item_unblended_cost", required=True)
-    assert usage_start and period and payer and account and line_type and unblended is not None
-    product = cells.mapping("product") if cells.has("product") else {}
-    service = (cells.text("product_product_name") or _map_text(product, "product_name")
-               or cells.text("line_item_product_code") or cells.text("product_servicecode"))
-    if service is None:
-        raise cells.fail("line_item_product_code", "missing value")
-    if len(service) > _LIMITS["service"]:
-        raise cells.fail("line_item_product_code",
-                         f"{service[:40]!r}... is longer than {_LIMITS['service']} characters")
-    region = (cells.text("product_region_code") or _map_text(product, "region_code")
-              or cells.text("product_region") or _map_text(product, "region") or "global")
-    if len(region) > _LIMITS["region"]:
-        raise cells.fail("product_region_code",
-                         f"{region[:40]!r} is longer than {_LIMITS['region']} characters")
-    net = cells.money("line_item_net_unblended_cost")
-    listed = cells.money("pricing_public_on_demand_cost")
-    if listed is None:
-        listed = _ZERO if line_type == "SavingsPlanNegation" else unblended
-    return FactRow(
-        usage_date=usage_start,
-        billing_period=billing_period_of(period),
-        provider="AWS",
-        payer_account_id=payer,
-        usage_account_id=account,
-        service=service,
-        region=region,
-        usage_type=cells.text("line_item_usage_type", limit=_LIMITS["usage_type"]) or "",
-        charge_category=line_type,
-        resource_id=cells.text("line_item_resource_id", limit=_LIMITS["resource_id"]),
-        tags=_cur2_tags(cells.tags("resource_tags")),
-        unblended_cost=unblended,
-        amortized_cost=_cur2_amortized(cells, line_type, unblended),
-        net_cost=unblended if net is None else net,
-        list_cost=listed,
-        usage_quantity=cells.number("line_item_usage_amount"),
-        usage_unit=cells.text("pricing_unit", limit=_LIMITS["usage_unit"]),
-        currency=_currency(cells, "line_item_currency_code"),
-    )
-
-
 def _map_text(mapping: dict[str, object], key: str) -> str | None:
     value = mapping.get(key)
     if value is None:
@@ -708,21 +721,57 @@ def _cur2_tags(raw: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-_MAPPERS: dict[str, Callable[[_Cells], FactRow]] = {"focus": _focus_row, "cur2": _cur2_row}
+def _cur2_fact(cells: _Cells, period: dt.date) -> FactRow:
+    usage_start = cells.day("line_item_usage_start_date", required=True)
+    payer = _account(cells, "bill_payer_account_id")
+    account = _account(cells, "line_item_usage_account_id")
+    line_type = cells.text("line_item_line_item_type", required=True,
+                           limit=_LIMITS["charge_category"])
+    unblended = cells.money("line_item_unblended_cost", required=True)
+    assert usage_start and payer and account and line_type and unblended is not None  # required
+    product = cells.mapping("product") if cells.has("product") else {}
+    service = (cells.text("product_product_name") or _map_text(product, "product_name")
+               or cells.text("line_item_product_code") or cells.text("product_servicecode"))
+    if service is None:
+        raise cells.fail("line_item_product_code", "missing value")
+    if len(service) > _LIMITS["service"]:
+        raise cells.fail("line_item_product_code",
+                         f"{service[:40]!r}... is longer than {_LIMITS['service']} characters")
+    region = (cells.text("product_region_code") or _map_text(product, "region_code")
+              or cells.text("product_region") or _map_text(product, "region") or "global")
+    if len(region) > _LIMITS["region"]:
+        raise cells.fail("product_region_code",
+                         f"{region[:40]!r} is longer than {_LIMITS['region']} characters")
+    net = cells.money("line_item_net_unblended_cost")
+    listed = cells.money("pricing_public_on_demand_cost")
+    if listed is None:
+        listed = _ZERO if line_type == "SavingsPlanNegation" else unblended
+    return FactRow(
+        usage_date=usage_start,
+        billing_period=period,
+        provider="AWS",
+        payer_account_id=payer,
+        usage_account_id=account,
+        service=service,
+        region=region,
+        usage_type=cells.text("line_item_usage_type", limit=_LIMITS["usage_type"]) or "",
+        charge_category=line_type,
+        resource_id=cells.text("line_item_resource_id", limit=_LIMITS["resource_id"]),
+        tags=_cur2_tags(cells.tags("resource_tags")),
+        unblended_cost=unblended,
+        amortized_cost=_cur2_amortized(cells, line_type, unblended),
+        net_cost=unblended if net is None else net,
+        list_cost=listed,
+        usage_quantity=cells.number("line_item_usage_amount"),
+        usage_unit=cells.text("pricing_unit", limit=_LIMITS["usage_unit"]),
+        currency=_currency(cells, "line_item_currency_code"),
+    )
 
 
-# --- the two passes ----------------------------------------------------------------------------
+_MAPPERS: dict[str, Callable[[_Cells, dt.date], FactRow]] = {"focus": _focus_fact, "cur2": _cur2_fact}
 
 
-@dataclass
-class _Scan:
-    format: Format
-    rows: int = 0
-    periods: dict[dt.date, set[str]] = field(default_factory=dict)
-    period_rows: dict[dt.date, int] = field(default_factory=dict)
-    providers: set[str] = field(default_factory=set)
-    #: (billing period, billing account) -> (currency, where it was first seen)
-    currencies: dict[tuple[dt.date, str], tuple[str, str]] = field(default_factory=dict)
+# --- the passes --------------------------------------------------------------------------------
 
 
 class _Errors:
@@ -740,52 +789,10 @@ class _Errors:
     def raise_if_any(self) -> None:
         if not self.messages:
             return
-        first = self.messages[0]
         more = len(self.messages) - 1
-        suffix = "" if not more else f" (and {more}{'+' if self.full else ''} more problems)"
-        raise InvalidInput(first + suffix, details={"errors": list(self.messages),
-                                                    "truncated": self.full})
-
-
-def _resolve_columns(table: _Table, source: _Source, fmt: Format) -> dict[str, str]:
-    """Map each logical column to the header name present; refuse a header missing any."""
-    where = f"{source.label}: " if source.label else ""
-    seen: set[str] = set()
-    for name in table.header:
-        if name in seen:
-            raise InvalidInput(f"{where}column {name} appears twice in the header")
-        seen.add(name)
-    required, optional = _COLUMNS[fmt]
-    columns: dict[str, str] = {}
-    missing = []
-    for logical, aliases in {**required, **optional}.items():
-        actual = next((a for a in aliases if a in seen), None)
-        if actual is not None:
-            columns[logical] = actual
-        elif logical in required:
-            missing.append(logical)
-    if missing:
-        messages = [f"{where}missing column {name}" for name in missing]
-        raise InvalidInput(messages[0] if len(messages) == 1 else
-                           f"{where}missing columns {', '.join(missing)}",
-                           details={"errors": messages, "truncated": False})
-    return columns
-
-
-def _rows(source: _Source, table: _Table, fmt: Format,
-          ) -> Iterator[tuple[int, FactRow | str]]:
-    """Yield each data row as a fact, or as the message saying why it is not one."""
-    columns = _resolve_columns(table, source, fmt)
-    mapper = _MAPPERS[fmt]
-    for row, values in table.records(columns):
-        problem = values.get(_WIDTH_ERROR)
-        if problem is not None:
-            yield row, f"{source.where(row)}: {problem}"
-            continue
-        try:
-            yield row, mapper(_Cells(values, columns))
-        except _CellError as exc:
-            yield row, f"{source.where(row)}, column {exc.column}: {exc.message}"
+        suffix = f" (and {more}{'+' if self.full else ''} more problems)" if more else ""
+        raise InvalidInput(self.messages[0] + suffix,
+                           details={"errors": list(self.messages), "truncated": self.full})
 
 
 def _format_of(sources: Sequence[_Source]) -> Format:
@@ -798,58 +805,140 @@ def _format_of(sources: Sequence[_Source]) -> Format:
     return formats.pop()
 
 
+def _columns(table: _Table, source: _Source, layout: _Layout) -> dict[str, str]:
+    """Map each logical column to the header name present; refuse a header missing any."""
+    seen: set[str] = set()
+    for name in table.header:
+        if name in seen:
+            raise InvalidInput(f"{source.prefix()}column {name} appears twice in the header")
+        seen.add(name)
+    columns: dict[str, str] = {}
+    missing = []
+    for logical, aliases in {**layout.required, **layout.optional}.items():
+        actual = next((a for a in aliases if a in seen), None)
+        if actual is not None:
+            columns[logical] = actual
+        elif logical in layout.required:
+            missing.append(f"{source.prefix()}missing column {logical}")
+    if missing:
+        first = missing[0] + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        raise InvalidInput(first, details={"errors": missing, "truncated": False})
+    return columns
+
+
+@dataclass
+class _Scan:
+    format: Format
+    rows: int = 0
+    #: billing period -> the billing accounts it holds
+    periods: dict[dt.date, set[str]] = field(default_factory=dict)
+    period_rows: dict[dt.date, int] = field(default_factory=dict)
+    providers: set[str] = field(default_factory=set)
+    #: (billing period, billing account) -> (currency, where it was first seen)
+    currencies: dict[tuple[dt.date, str], tuple[str, str]] = field(default_factory=dict)
+
+
+def _keys(cells: _Cells, layout: _Layout) -> tuple[dt.date, str, str, str]:
+    """Return a row's billing period, billing account, currency and provider."""
+    account = _account(cells, layout.account)
+    provider = ("AWS" if layout.provider is None
+                else cells.text(layout.provider, required=True, limit=_LIMITS["provider"]))
+    assert account is not None and provider is not None  # required=True raised otherwise
+    return _period(cells, layout.period), account, _currency(cells, layout.currency), provider
+
+
 def _scan(sources: Sequence[_Source]) -> _Scan:
-    """Validate every row and note periods, accounts, providers; raise if anything is wrong."""
+    """Read the key columns of every row; raise if any is wrong or the files hold no row."""
     fmt = _format_of(sources)
+    layout = _LAYOUTS[fmt]
+    keys = [layout.period, layout.account, layout.currency]
+    if layout.provider is not None:
+        keys.append(layout.provider)
     scan = _Scan(format=fmt)
     errors = _Errors()
-    currency_column = _CURRENCY_COLUMN[fmt]
     for source in sources:
         with source.open() as table:
-            for row, fact in _rows(source, table, fmt):
-                if isinstance(fact, str):
-                    errors.add(fact)
-                    if errors.full:
-                        break
+            columns = _columns(table, source, layout)
+            wanted = {k: columns[k] for k in keys}
+            # A file repeats a handful of key combinations: parse each once.
+            parsed: dict[tuple[object, ...], tuple[dt.date, str, str, str] | _CellError] = {}
+            for row, values in table.records(wanted):
+                if errors.full:
+                    errors.raise_if_any()
+                if _WIDTH_PROBLEM in values:
+                    errors.add(f"{source.where(row)}: {values[_WIDTH_PROBLEM]}")
                     continue
+                raw = tuple(values.values())
+                found = parsed.get(raw)
+                if found is None:
+                    try:
+                        found = _keys(_Cells(values, wanted, {}), layout)
+                    except _CellError as exc:
+                        found = exc
+                    if len(parsed) >= _KEY_CACHE_SIZE:
+                        parsed.clear()
+                    parsed[raw] = found
+                if isinstance(found, _CellError):
+                    errors.add(f"{source.where(row)}, column {found.column}: {found.message}")
+                    continue
+                period, account, currency, provider = found
                 scan.rows += 1
-                period = fact.billing_period or billing_period_of(fact.usage_date)
-                payer = fact.payer_account_id or fact.usage_account_id
-                scan.periods.setdefault(period, set()).add(payer)
-                scan.period_rows[period] = scan.period_rows.get(period, 0) + 1
-                scan.providers.add(fact.provider)
-                first = scan.currencies.setdefault((period, payer),
-                                                   (fact.currency, source.where(row)))
-                if first[0] != fact.currency:
+                if period in scan.period_rows:
+                    scan.period_rows[period] += 1
+                else:
+                    scan.period_rows[period] = 1
+                    scan.periods[period] = set()
+                scan.periods[period].add(account)
+                scan.providers.add(provider)
+                first = scan.currencies.get((period, account))
+                if first is None:
+                    scan.currencies[(period, account)] = (currency, source.where(row))
+                elif first[0] != currency:
                     errors.add(
-                        f"{source.where(row)}, column {currency_column}: wrong currency mix: "
-                        f"{fact.currency} where {first[1]} has {first[0]} for billing period "
-                        f"{period:%Y-%m} and billing account {payer}"
+                        f"{source.where(row)}, column {columns[layout.currency]}: wrong currency "
+                        f"mix: {currency} where {first[1]} has {first[0]} for billing period "
+                        f"{period:%Y-%m} and billing account {account}"
                     )
-        if errors.full:
-            break
     errors.raise_if_any()
     if scan.rows == 0:
         raise InvalidInput("the file has no data rows")
     return scan
 
 
-def _period_rows(sources: Sequence[_Source], *, fmt: Format, period: dt.date,
-                 expected: int) -> Iterator[FactRow]:
-    """Stream one billing period's facts; refuse a file that no longer reads as it did."""
+def _period_facts(sources: Sequence[_Source], *, fmt: Format, period: dt.date,
+                  expected: int) -> Iterator[FactRow]:
+    """Stream one billing period's facts; raise ``InvalidInput`` for rows that do not parse.
+
+    Bad rows are collected (and not yielded) until ``MAX_ERRORS``, then reported together.
+    """
+    layout = _LAYOUTS[fmt]
+    mapper = _MAPPERS[fmt]
+    errors = _Errors()
+    json_cache: dict[str, object] = {}
     count = 0
     for source in sources:
         with source.open() as table:
-            for _row, fact in _rows(source, table, fmt):
-                if isinstance(fact, str):
-                    raise InvalidInput(f"the file changed while it was being imported: {fact}")
-                if (fact.billing_period or billing_period_of(fact.usage_date)) == period:
-                    count += 1
-                    yield fact
+            columns = _columns(table, source, layout)
+            for row, values in table.records(columns):
+                if _WIDTH_PROBLEM in values:
+                    continue  # reported by the first pass, which would have refused the file
+                cells = _Cells(values, columns, json_cache)
+                try:
+                    if _period(cells, layout.period) != period:
+                        continue
+                    fact = mapper(cells, period)
+                except _CellError as exc:
+                    errors.add(f"{source.where(row)}, column {exc.column}: {exc.message}")
+                    if errors.full:
+                        errors.raise_if_any()
+                    continue
+                count += 1
+                yield fact
+    errors.raise_if_any()
     if count != expected:
         raise InvalidInput("the file changed while it was being imported: "
                            f"{count} rows for {period:%Y-%m} where there were {expected}")
 
 
-__all__ = ["Format", "ImportResult", "detect_format", "import_file", "import_files",
-           "stored_account_id"]
+__all__ = ["MAX_ERRORS", "Format", "ImportResult", "detect_format", "import_file",
+           "import_files", "stored_account_id"]

@@ -8,8 +8,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
+from typing import cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from models import CostFact, DataVersion, ImportBatch
@@ -139,7 +140,7 @@ def replace_period(
                 )
         # A plain table insert (executemany) is much faster than the ORM's bulk path.
         session.connection().execute(
-            insert(CostFact.__table__),
+            insert(cast(Table, CostFact.__table__)),
             [_to_mapping(r, period=period, source=source, batch_id=batch.id) for r in chunk],
         )
         total += len(chunk)

@@ -41,11 +41,39 @@ MAX_LOG_CHARS = 200_000
 LEASE_SECONDS = 60
 
 
-def configure(*, lease_seconds: int) -> None:
-    """Set how long a claim lasts without a heartbeat."""
-    global LEASE_SECONDS
+Publisher = Callable[[list[int]], int]
+_publisher: Publisher | None = None
+
+
+_policy: ApprovalPolicy | None = None
+
+
+def configure(*, lease_seconds: int, publisher: Publisher | None = None,
+              policy: ApprovalPolicy | None = None) -> None:
+    """Set how long a claim lasts without a heartbeat, and how committed jobs reach a worker.
+
+    Without a publisher (the embedded default) the job worker polls the table itself.
+    """
+    global LEASE_SECONDS, _publisher, _policy
     LEASE_SECONDS = lease_seconds
+    _publisher = publisher
+    _policy = policy
+
+
+def current_policy() -> ApprovalPolicy:
+    """Return the configured approval rules (the defaults when none were configured)."""
+    return _policy or ApprovalPolicy()
+
+
+def publish(task_ids: list[int]) -> int:
+    """Hand committed jobs to the workers; return how many could not be handed over (they stay
+    queued and are re-published later, so nothing is lost)."""
+    if _publisher is None or not task_ids:
+        return 0
+    return len(task_ids) - _publisher(task_ids)
 APPROVER_ROLES = ("admin", "finance")
+QUEUE_DOWN_NOTICE = ("The job queue is unavailable right now. The job is saved and will start as soon as "
+                     "the queue is back.")
 ProgressFn = Callable[[int, str], None]
 
 
@@ -311,10 +339,43 @@ def list_tasks(session: Session, *, actor: Actor, limit: int = 20, offset: int =
     return [_view(t) for t in session.scalars(query)]
 
 
-def list_results(session: Session, *, actor: Actor, task_id: int) -> list[TaskResult]:
-    """Return a job's result entries."""
+def list_results(session: Session, *, actor: Actor, task_id: int) -> list[tuple[int, str, int]]:
+    """Return a job's results as (id, name, size in bytes)."""
     get_task(session, actor=actor, task_id=task_id)
-    return list(session.scalars(select(TaskResult).where(TaskResult.task_id == task_id).order_by(TaskResult.id)))
+    rows = session.execute(select(TaskResult.id, TaskResult.name, TaskResult.size_bytes)
+                           .where(TaskResult.task_id == task_id).order_by(TaskResult.id)).all()
+    return [(i, n, s) for i, n, s in rows]
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    name: str
+    content_type: str
+    data: dict[str, object] | None
+    path: str | None
+
+
+def get_result(session: Session, *, actor: Actor, task_id: int, result_id: int) -> ResultFile:
+    """Return one result for download, and record the download."""
+    get_task(session, actor=actor, task_id=task_id)
+    result = session.get(TaskResult, result_id)
+    if result is None or result.task_id != task_id:
+        raise NotFound(f"Result {result_id} of job {task_id} was not found.")
+    audit.record(session, actor=actor, action="export.download", object_type="task_result", object_id=result_id,
+                 details={"task": task_id, "name": result.name})
+    return ResultFile(name=result.name, content_type=result.content_type, data=result.data,
+                      path=result.storage_path)
+
+
+def can_approve(task: TaskView, *, actor: Actor) -> bool:
+    """Tell whether the actor may decide on this job's approval."""
+    return (task.status == "awaiting_approval" and actor.has_role(*APPROVER_ROLES)
+            and task.owner_id != actor.user_id)
+
+
+def can_cancel(task: TaskView, *, actor: Actor) -> bool:
+    """Tell whether the actor may cancel this job."""
+    return not task.is_finished and (task.owner_id == actor.user_id or actor.has_role("admin"))
 
 
 # --- progress --------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ def start_embedded(tmp: Path) -> Stack:
     port = free_port()
     log = tmp / "demo.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")}
+    env.update({"JOB_PLUGINS": "tests.plugins.job_kinds", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     process = _spawn([CLI, "demo", "--port", str(port), "--instance", str(tmp / "instance")], env, log)
     wait_for_http(f"http://127.0.0.1:{port}/health/live/", timeout=240, process=process, log=log)
     password = re.search(r"password: (\S+)", log.read_text())  # printed at the first start only

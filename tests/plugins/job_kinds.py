@@ -6,9 +6,9 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models import TaskResult
 from services import database
 from services.jobs import JobCancelled, JobContext, JobKind, register_kind
-from models import TaskResult
 
 
 class Steps(BaseModel):
