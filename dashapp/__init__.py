@@ -12,10 +12,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dashapp import api, auth, exports, health, security
 from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
-from dashapp.settings import Settings, load_job_plugins
-from services import audit, crypto, database, jobs
+from dashapp.settings import Settings
+from dashapp.wiring import configure_services
+from services import jobs
 from services.errors import DomainError
-from services.jobs import ApprovalPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = (settings or Settings()).require_complete()
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - checked above
-    database.configure(settings.DATABASE_URL)
-    crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
-    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
-    load_job_plugins(settings)
+    configure_services(settings)
 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     if settings.TRUSTED_PROXIES:
@@ -126,8 +123,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.TRUSTED_PROXIES
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     _configure_flask(app, settings)
-    policy = ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
-                            max_profiles=settings.JOB_APPROVAL_MAX_PROFILES)
     if settings.uses_celery:
         from dashapp.celery_app import make_celery
 
@@ -137,10 +132,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS)
         celery_app = app.extensions["celery"]
-        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=policy,
+        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=jobs.current_policy(),
                        publisher=lambda task_ids: publish_with(celery_app, task_ids).published)
-    else:
-        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=policy)
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
     csrf.init_app(app)
     limiter.init_app(app)

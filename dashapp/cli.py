@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from dashapp.settings import ConfigError, Settings, embedded_settings, load_job_plugins
+from dashapp.settings import ConfigError, Settings, embedded_settings
 
 MIGRATIONS_INI = Path(__file__).resolve().parent.parent / "migrations" / "alembic.ini"
 
@@ -25,12 +25,9 @@ def _settings_or_exit(settings: Settings | None = None) -> Settings:
 
 
 def _configure_services(settings: Settings) -> None:
-    from services import audit, crypto, database
+    from dashapp.wiring import configure_services
 
-    assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - require_complete() checked them
-    database.configure(settings.DATABASE_URL)
-    crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
-    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+    configure_services(settings)
 
 
 def migrate(database_url: str, revision: str = "head") -> None:
@@ -98,14 +95,9 @@ class _Gunicorn:
 def _embedded_worker_main(settings: Settings) -> None:
     from dashapp.logging_setup import configure_logging
     from dashapp.tasks import run_embedded_worker
-    from services import jobs
 
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     _configure_services(settings)
-    load_job_plugins(settings)
-    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
-                   policy=jobs.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
-                                              max_profiles=settings.JOB_APPROVAL_MAX_PROFILES))
     try:
         run_embedded_worker()
     except KeyboardInterrupt:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     JOB_LEASE_SECONDS: int = Field(default=60, ge=2, le=3600)
     #: How often beat re-publishes jobs the broker never delivered or a dead worker left behind.
     JOB_REPUBLISH_SECONDS: float = Field(default=30.0, ge=1, le=3600)
+    #: A CLI job (one aws-finops profile, one aws command) is killed after this many seconds.
+    RUNNER_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0, le=6 * 3600)
+    #: Output kept from one CLI run; the rest is cut (and the job says so).
+    RUNNER_OUTPUT_CAP_BYTES: int = Field(default=2_000_000, ge=10_000)
     #: Modules that register more kinds of job (comma-separated), for a deployment's own jobs.
     JOB_PLUGINS: str = ""
     FRAME_ANCESTORS: str = "'self'"

@@ -18,7 +18,7 @@ from models import AwsProfile, MFADevice, ProfileGrant
 from models.base import utcnow
 from services import audit, crypto
 from services.auth import mfa_secret_context
-from services.errors import Conflict, InvalidInput, NotFound
+from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.permissions import Actor, require_role
 
 logger = logging.getLogger(__name__)
@@ -274,8 +274,15 @@ def delete_profile(session: Session, *, actor: Actor, profile_id: int) -> None:
 
 
 def get_credentials(session: Session, *, actor: Actor, profile_id: int, purpose: str) -> ProfileCredentials:
-    """Decrypt a profile's credentials for one use, and record that use."""
+    """Decrypt a profile's credentials for one use, and record that use.
+
+    Admins may use any profile; anyone else only a profile granted to them for running jobs.
+    """
     profile = _get(session, actor=actor, profile_id=profile_id)
+    if not actor.has_role("admin") and actor.user_id is not None and not session.scalar(
+            select(ProfileGrant.can_run_jobs).where(ProfileGrant.user_id == actor.user_id,
+                                                    ProfileGrant.profile_id == profile_id)):
+        raise PermissionDenied(f"You may see profile '{profile.name}' but not run jobs with it.")
     source = profile
     if profile.auth_type == "assume_role":
         if profile.source_profile_id is None:

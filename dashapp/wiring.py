@@ -1,0 +1,32 @@
+"""Configure every service from the settings: one place, used by the web app, workers and commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dashapp.settings import Settings, load_job_plugins
+from services import audit, cli_jobs, crypto, database, jobs
+from services.cli_runner import RunnerConfig
+
+
+def configure_services(settings: Settings) -> None:
+    """Bind the database, keys, job rules, the CLI runner and job plugins for this process."""
+    assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - require_complete() checked them
+    database.configure(settings.DATABASE_URL)
+    crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
+    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
+                   policy=jobs.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
+                                              max_profiles=settings.JOB_APPROVAL_MAX_PROFILES))
+    instance = Path(settings.INSTANCE_DIR).resolve()
+    cli_jobs.configure(
+        RunnerConfig(endpoint_url=settings.AWS_ENDPOINT_URL, timeout_seconds=settings.RUNNER_TIMEOUT_SECONDS,
+                     output_cap_bytes=settings.RUNNER_OUTPUT_CAP_BYTES, output_root=_private(instance / "runs"),
+                     scratch_root=_private(instance / "scratch")),
+        results_root=_private(instance / "results"))
+    load_job_plugins(settings)
+
+
+def _private(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

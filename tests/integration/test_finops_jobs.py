@@ -1,0 +1,103 @@
+"""aws-finops as a job, the way a user starts it: our profiles, per-profile progress, kept results."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from models import AuditLog, Task, TaskMetrics, TaskResult
+from services import cli_jobs, database, jobs, profiles
+from services.cli_runner import RunnerConfig
+from services.permissions import Actor
+from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
+
+pytestmark = pytest.mark.integration
+ADMIN = Actor(user_id=None, username="ops", roles=frozenset({"admin"}))
+
+
+@pytest.fixture()
+def finops_profiles(db_url, moto, tmp_path):
+    cli_jobs.configure(RunnerConfig(endpoint_url=moto, timeout_seconds=120, output_root=tmp_path / "runs",
+                                    scratch_root=tmp_path, extra_env=OFFLINE), results_root=tmp_path / "results")
+    (tmp_path / "runs").mkdir()
+    ids = {}
+    with database.session_scope() as session:
+        base = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, {
+            "name": "base", "access_key_id": BASE_KEY, "secret_access_key": BASE_SECRET}))
+        for account in ACCOUNTS:
+            creds = _seed(moto, account)
+            if account.assume_role_in_tool:
+                values = {"name": account.profile, "auth_type": "assume_role", "role_arn": creds.role_arn,
+                          "source_profile_id": base.id, "external_id": creds.external_id}
+            else:
+                values = {"name": account.profile, "access_key_id": creds.access_key_id,
+                          "secret_access_key": creds.secret_access_key, "session_token": creds.session_token}
+            values["default_regions"] = REGIONS
+            ids[account.profile] = profiles.create_profile(
+                session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, values)).id
+    yield ids
+    cli_jobs.configure(RunnerConfig(), results_root=tmp_path / "results")
+
+
+def test_cost_job_runs_each_profile_and_keeps_parsed_results_and_files(finops_profiles, tmp_path):
+    with database.session_scope() as session:
+        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+            "profile_ids": list(finops_profiles.values()), "regions": REGIONS, "time_range_days": 30,
+            "report_types": ["csv", "json"]})
+    assert view.status == "queued"
+    jobs.execute_task(view.id, owner="test-worker")
+    with database.session_scope() as session:
+        task = session.get(Task, view.id)
+        results = {r.name: r for r in session.scalars(select(TaskResult).where(TaskResult.task_id == view.id))}
+        metrics = session.get(TaskMetrics, view.id)
+        uses = session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "credential.use"))
+    assert task.status == "succeeded", (task.error, task.log[-3000:])
+    assert task.progress == 100 and "profile charlie" in task.log
+    for account in ACCOUNTS:
+        parsed = results[f"{account.profile}-cost.parsed.json"].data
+        assert parsed["status"] == "succeeded" and parsed["account_id"] == account.account_id
+        seeded = {s: sum(days, Decimal(0)) for s, days in account.current_daily.items()}
+        shown = {s: Decimal(v).quantize(Decimal("0.01")) for s, v in parsed["report"]["current_by_service"].items()}
+        assert shown == seeded
+        files = [r for name, r in results.items() if name.startswith(f"{account.profile}-") and r.storage_path]
+        assert sorted(Path(r.storage_path).suffix for r in files) == [".csv", ".json"]
+        assert all(Path(r.storage_path).is_file() and str(tmp_path) in r.storage_path for r in files)
+    assert metrics.cpu_seconds > 0 and metrics.peak_memory_bytes > 0
+    assert uses == 3
+
+
+def test_a_failing_profile_fails_the_job_with_its_reason_and_keeps_the_others(finops_profiles):
+    with database.session_scope() as session:
+        broken = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, {
+            "name": "broken", "auth_type": "assume_role", "role_arn": "arn:aws:iam::444444444444:role/none",
+            "source_profile_id": finops_profiles["alpha"], "default_regions": ["us-east-1"]}))
+        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.audit", parameters={
+            "profile_ids": [finops_profiles["bravo"], broken.id], "regions": REGIONS})
+    cli_jobs.configure(RunnerConfig(endpoint_url="http://127.0.0.1:9", timeout_seconds=60, extra_env=OFFLINE),
+                       results_root=Path(cli_jobs._results_root))  # noqa: SLF001 - keep the test's folder
+    jobs.execute_task(view.id, owner="test-worker")
+    with database.session_scope() as session:
+        task = session.get(Task, view.id)
+        names = set(session.scalars(select(TaskResult.name).where(TaskResult.task_id == view.id)))
+    assert task.status == "failed" and "2 of 2 profiles failed" in task.error
+    assert {"bravo-audit.parsed.json", "broken-audit.parsed.json"} <= names
+
+
+def test_job_parameters_never_accept_a_name_a_command_or_a_flag(db_url):
+    for bad in ({"profile_ids": [1], "profiles": ["alpha"]}, {"profile_ids": [1], "regions": ["us-east-1; id"]},
+                {"profile_ids": ["--endpoint-url"]}, {"profile_ids": [1], "report_name": "../../etc/x"}):
+        with database.session_scope() as session, pytest.raises(Exception, match="profile|region|report_name"):
+            jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters=bad)
+
+
+def test_cost_jobs_over_many_profiles_wait_for_approval(db_url):
+    with database.session_scope() as session:
+        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost",
+                               parameters={"profile_ids": list(range(1, 16))},
+                               policy=jobs.ApprovalPolicy(max_ce_cost_usd=Decimal("0.50"), max_profiles=50))
+    assert view.status == "awaiting_approval" and "$0.64" in view.step  # 4 + 4 x 15 requests
+    assert json.dumps(view.parameters)
