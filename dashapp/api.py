@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
-from services import costs, database, jobs, profiles
+from services import costs, database, jobs, profiles, schedules, validation
 from services.errors import InvalidInput
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -93,7 +93,7 @@ def list_profiles() -> Response:
 @bp.post("/profiles/")
 def create_profile() -> Response:
     """Create a profile (admins)."""
-    data = profiles.parse(profiles.ProfileCreate, _json_body())
+    data = validation.parse(profiles.ProfileCreate, _json_body())
     with database.session_scope() as session:
         created = profiles.create_profile(session, actor=current_actor(), data=data)  # type: ignore[arg-type]
     return _json(created, 201)
@@ -109,7 +109,7 @@ def get_profile(profile_id: int) -> Response:
 @bp.patch("/profiles/<int:profile_id>/")
 def update_profile(profile_id: int) -> Response:
     """Change a profile (admins); secrets change only when given."""
-    data = profiles.parse(profiles.ProfileUpdate, _json_body())
+    data = validation.parse(profiles.ProfileUpdate, _json_body())
     with database.session_scope() as session:
         return _json(profiles.update_profile(session, actor=current_actor(), profile_id=profile_id,
                                              data=data))  # type: ignore[arg-type]
@@ -234,6 +234,46 @@ def approve_task(task_id: int) -> Response:
 def reject_task(task_id: int) -> Response:
     """Reject a job waiting for approval, with a comment."""
     return _decide(task_id, False)
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    cron: str
+    is_enabled: bool
+    parameters: dict[str, object]
+    last_run_at: dt.datetime | None
+    next_run_at: dt.datetime | None
+
+
+def _schedule_out(view: schedules.ScheduleView) -> ScheduleOut:
+    return ScheduleOut(id=view.id, name=view.name, kind=view.kind, cron=view.cron, is_enabled=view.is_enabled,
+                       parameters=view.parameters, last_run_at=view.last_run_at, next_run_at=view.next_run_at)
+
+
+@bp.get("/schedules/")
+def list_schedules() -> Response:
+    """Saved jobs that run on a cron schedule, with their last and next run."""
+    with database.session_scope() as session:
+        return _json([_schedule_out(v) for v in schedules.list_schedules(session, actor=current_actor())])
+
+
+@bp.post("/schedules/")
+def create_schedule() -> Response:
+    """Save a job to run on a schedule: {"name", "kind", "parameters", "cron"} (cron in UTC)."""
+    data = validation.parse(schedules.ScheduleCreate, _json_body())
+    with database.session_scope() as session:
+        view = schedules.create_schedule(session, actor=current_actor(), data=data)  # type: ignore[arg-type]
+    return _json(_schedule_out(view), 201)
+
+
+@bp.delete("/schedules/<int:schedule_id>/")
+def delete_schedule(schedule_id: int) -> Response:
+    """Delete a schedule."""
+    with database.session_scope() as session:
+        schedules.delete_schedule(session, actor=current_actor(), schedule_id=schedule_id)
+    return Response(status=204)
 
 
 @bp.get("/openapi.json")

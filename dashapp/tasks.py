@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 
-from services import database, jobs
+from services import database, jobs, schedules
 
 logger = logging.getLogger(__name__)
 
 REPUBLISH_SECONDS = 30.0
+SCHEDULE_CHECK_SECONDS = 30.0
 
 
 def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECONDS) -> None:
@@ -34,8 +36,15 @@ def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECON
             task_ids = jobs.stale_task_ids(session)
         return publish_with(celery, task_ids).published
 
+    @celery.task(name="schedules.run_due", ignore_result=True)
+    def run_due_schedules() -> int:
+        with database.session_scope() as session:
+            queued = schedules.run_due(session)
+        return publish_with(celery, queued).published
+
     celery.conf.beat_schedule = {
         "jobs.publish_pending": {"task": "jobs.publish_pending", "schedule": republish_seconds},
+        "schedules.run_due": {"task": "schedules.run_due", "schedule": SCHEDULE_CHECK_SECONDS},
     }
 
 
@@ -71,8 +80,13 @@ def run_embedded_worker(poll_seconds: float = 1.0, stop: threading.Event | None 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     owner = jobs.worker_id()
     logger.info("embedded job worker %s started", owner)
+    next_schedule_check = 0.0
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_schedule_check:
+                with database.session_scope() as session:
+                    schedules.run_due(session)  # the table is the queue: nothing to publish
+                next_schedule_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
             task_id = jobs.run_next(owner=owner)
         except Exception:  # noqa: BLE001 - a locked or restarting database: try again shortly
             logger.exception("embedded job worker could not poll")

@@ -14,7 +14,7 @@ import pyotp
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from models.base import utcnow
 from services import audit, crypto
 from services.errors import AuthenticationFailed, Conflict, InvalidInput
 from services.permissions import ROLES, Actor
+from services.validation import parse
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +97,7 @@ def create_user(session: Session, *, actor: Actor, data: NewUser) -> User:
 
 def parse_new_user(**values: object) -> NewUser:
     """Validate new-account input, turning pydantic errors into one readable InvalidInput."""
-    try:
-        return NewUser.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{field}: {first['msg']}") from exc
+    return parse(NewUser, values)
 
 
 def actor_for(user: User, *, ip_address: str | None = None, user_agent: str | None = None) -> Actor:

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, TypeVarTuple
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, model_validator
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from models import AwsAccount, CostDailyRollup
 from models.types import money_sum
 from services import audit
-from services.errors import InvalidInput
 from services.permissions import Actor, visible_account_ids
+from services.validation import parse
 
 Metric = Literal["unblended_cost", "amortized_cost", "net_cost"]
 METRIC_LABELS: dict[str, str] = {
@@ -48,12 +48,7 @@ class CostFilter(BaseModel):
 
 def parse_filter(**values: object) -> CostFilter:
     """Validate filter input into a CostFilter or raise InvalidInput with a readable message."""
-    try:
-        return CostFilter.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "filter"
-        raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from exc
+    return parse(CostFilter, values, default_field="filter")
 
 
 @dataclass(frozen=True)

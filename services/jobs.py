@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from services import audit, database, rollups
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.ingest import bump_data_version
 from services.permissions import Actor, require_role
+from services.validation import parse
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,11 @@ class ApprovalPolicy:
 
 # --- submit, approve, cancel -------------------------------------------------------------------
 
+def validate_parameters(spec: JobKind, parameters: dict[str, object]) -> BaseModel:
+    """Check a job's parameters against its kind, as one readable InvalidInput naming the field."""
+    return parse(spec.parameters, parameters, default_field="parameters")
+
+
 def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[str, object],
                policy: ApprovalPolicy = ApprovalPolicy()) -> TaskView:  # noqa: B008 - frozen dataclass
     """Validate and record a job; it waits for approval when a rule says so, else it is queued.
@@ -244,14 +250,7 @@ def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[st
     spec = get_kind(kind)
     if not actor.has_role(*spec.roles):
         raise PermissionDenied("You do not have permission to start this kind of job.")
-    try:
-        params = spec.parameters.model_validate(parameters)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}",
-                           details={"errors": [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]}
-                           ) from exc
+    params = validate_parameters(spec, parameters)
     reasons = policy.reasons(spec, params)
     status = "awaiting_approval" if reasons else "queued"
     task = Task(kind=kind, owner_id=actor.user_id, parameters=params.model_dump(mode="json"), status=status,
@@ -504,11 +503,16 @@ class _Heartbeat(threading.Thread):
             self.cancel.set()
 
 
-def _owner_actor(session: Session, task: Task) -> Actor:
+def owner_actor(session: Session, *, owner_id: int | None) -> Actor:
+    """Return the actor a job runs as: its owner, or the system for jobs nobody owns."""
     from services.auth import actor_for, get_user
 
-    user = get_user(session, user_id=task.owner_id) if task.owner_id else None
-    return actor_for(user) if user else Actor.system("scheduler")
+    if owner_id is None:
+        return Actor.system("scheduler")
+    user = get_user(session, user_id=owner_id)
+    if user is None or not user.is_active:
+        raise PermissionDenied("The job's owner is disabled or gone: it does not run on their behalf.")
+    return actor_for(user)
 
 
 def execute_task(task_id: int, *, owner: str | None = None) -> ClaimOutcome:
@@ -520,7 +524,8 @@ def execute_task(task_id: int, *, owner: str | None = None) -> ClaimOutcome:
             logger.info("job %s not run here: %s", task_id, outcome.reason)
             return outcome
         started = _started(session, task_id=task_id, owner=owner)
-    _run_claimed(task_id=task_id, owner=owner, **started)
+    if started is not None:
+        _run_claimed(task_id=task_id, owner=owner, **started)
     return outcome
 
 
@@ -531,15 +536,22 @@ def run_next(*, owner: str) -> int | None:
         if task_id is None:
             return None
         started = _started(session, task_id=task_id, owner=owner)
-    _run_claimed(task_id=task_id, owner=owner, **started)
+    if started is not None:
+        _run_claimed(task_id=task_id, owner=owner, **started)
     return task_id
 
 
-def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any]:
+def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | None:
+    """Log the start and return what the run needs; None when the job may not run (it is failed)."""
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just claimed in this transaction
     _append_log(task, f"started on {owner} (attempt {task.attempts})")
-    return {"actor": _owner_actor(session, task), "kind": task.kind, "parameters": dict(task.parameters)}
+    try:
+        actor = owner_actor(session, owner_id=task.owner_id)
+    except PermissionDenied as exc:
+        finish(session, task_id=task_id, owner=owner, actor=Actor.system("jobs"), status="failed", error=exc.message)
+        return None
+    return {"actor": actor, "kind": task.kind, "parameters": dict(task.parameters)}
 
 
 def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameters: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Literal
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -150,17 +150,6 @@ class ConnectionTest:
     message: str
     account_id: str | None = None
     arn: str | None = None
-
-
-def parse(model: type[BaseModel], values: dict[str, object]) -> BaseModel:
-    """Validate input against a schema, as one readable InvalidInput naming the field."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "profile"
-        raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}",
-                           details={"errors": [e["msg"] for e in exc.errors()]}) from exc
 
 
 def _context(column: str, name: str) -> str:

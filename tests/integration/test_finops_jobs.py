@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditLog, Task, TaskMetrics, TaskResult
-from services import cli_jobs, database, jobs, profiles
+from services import cli_jobs, database, jobs, profiles, validation
 from services.cli_runner import RunnerConfig
 from services.permissions import Actor
 from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
@@ -26,7 +26,7 @@ def finops_profiles(db_url, moto, tmp_path):
     (tmp_path / "runs").mkdir()
     ids = {}
     with database.session_scope() as session:
-        base = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, {
+        base = profiles.create_profile(session, actor=ADMIN, data=validation.parse(profiles.ProfileCreate, {
             "name": "base", "access_key_id": BASE_KEY, "secret_access_key": BASE_SECRET}))
         for account in ACCOUNTS:
             creds = _seed(moto, account)
@@ -38,7 +38,7 @@ def finops_profiles(db_url, moto, tmp_path):
                           "secret_access_key": creds.secret_access_key, "session_token": creds.session_token}
             values["default_regions"] = REGIONS
             ids[account.profile] = profiles.create_profile(
-                session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, values)).id
+                session, actor=ADMIN, data=validation.parse(profiles.ProfileCreate, values)).id
     yield ids
     cli_jobs.configure(RunnerConfig(), results_root=tmp_path / "results")
 
@@ -72,7 +72,7 @@ def test_cost_job_runs_each_profile_and_keeps_parsed_results_and_files(finops_pr
 
 def test_a_failing_profile_fails_the_job_with_its_reason_and_keeps_the_others(finops_profiles):
     with database.session_scope() as session:
-        broken = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(profiles.ProfileCreate, {
+        broken = profiles.create_profile(session, actor=ADMIN, data=validation.parse(profiles.ProfileCreate, {
             "name": "broken", "auth_type": "assume_role", "role_arn": "arn:aws:iam::444444444444:role/none",
             "source_profile_id": finops_profiles["alpha"], "default_regions": ["us-east-1"]}))
         view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.audit", parameters={

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from sqlalchemy import select
 
 from models import AuditLog, AwsProfile, MFADevice
-from services import crypto, profiles
+from services import crypto, profiles, validation
 from services.crypto import Keyring
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.permissions import Actor
@@ -24,7 +24,7 @@ KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 def _keys_profile(name: str = "prod", **extra: object) -> profiles.ProfileCreate:
     values = {"name": name, "access_key_id": KEY_ID, "secret_access_key": SECRET,
               "default_regions": ["eu-west-1", "us-east-1"], **extra}
-    return profiles.parse(profiles.ProfileCreate, values)  # type: ignore[return-value]
+    return validation.parse(profiles.ProfileCreate, values)  # type: ignore[return-value]
 
 
 def test_secrets_are_encrypted_at_rest_and_never_returned(session):
@@ -49,7 +49,7 @@ def test_update_replaces_a_secret_only_when_given(session):
     created = profiles.create_profile(session, actor=ADMIN, data=_keys_profile())
     before = session.get(AwsProfile, created.id).secret_access_key_encrypted
     profiles.update_profile(session, actor=ADMIN, profile_id=created.id,
-                            data=profiles.parse(profiles.ProfileUpdate, {"description": "main"}))
+                            data=validation.parse(profiles.ProfileUpdate, {"description": "main"}))
     assert session.get(AwsProfile, created.id).secret_access_key_encrypted == before
 
 
@@ -64,7 +64,7 @@ def test_update_replaces_a_secret_only_when_given(session):
 def test_invalid_profile_input_is_refused_naming_the_field(values, field):
     base = {"name": "p", "access_key_id": KEY_ID, "secret_access_key": SECRET}
     with pytest.raises(InvalidInput, match=field):
-        profiles.parse(profiles.ProfileCreate, {**base, **values})
+        validation.parse(profiles.ProfileCreate, {**base, **values})
 
 
 def test_duplicate_name_is_a_conflict(session):
@@ -91,7 +91,7 @@ def test_connection_test_against_sts_fills_the_account(session, moto):
 
 def test_assume_role_profile_reaches_the_other_account(session, moto):
     source = profiles.create_profile(session, actor=ADMIN, data=_keys_profile("payer"))
-    role = profiles.parse(profiles.ProfileCreate, {
+    role = validation.parse(profiles.ProfileCreate, {
         "name": "linked", "auth_type": "assume_role", "role_arn": "arn:aws:iam::210987654321:role/FinOpsRead",
         "source_profile_id": source.id, "external_id": "finops-ext-1"})
     linked = profiles.create_profile(session, actor=ADMIN, data=role)  # type: ignore[arg-type]
