@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
-from services import costs, database, jobs, profiles, schedules, validation
+from services import costs, data_jobs, database, jobs, profiles, schedules, validation
 from services.errors import InvalidInput
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -250,6 +250,25 @@ class ScheduleOut(BaseModel):
 def _schedule_out(view: schedules.ScheduleView) -> ScheduleOut:
     return ScheduleOut(id=view.id, name=view.name, kind=view.kind, cron=view.cron, is_enabled=view.is_enabled,
                        parameters=view.parameters, last_run_at=view.last_run_at, next_run_at=view.next_run_at)
+
+
+@bp.post("/imports/")
+def upload_import() -> Response:
+    """Upload a CUR 2.0 or FOCUS file (multipart field "file") and start its import job."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("file: attach a cost export as the multipart field 'file'")
+    actor = current_actor()
+    jobs.check_may_submit(actor, "import.file")  # before anything is written to disk
+    upload_id = data_jobs.save_upload(upload.stream, file_name=upload.filename)
+    with database.session_scope() as session:
+        view = jobs.submit_job(session, actor=actor, kind="import.file",
+                               parameters={"upload_id": upload_id, "file_name": upload.filename[:255]},
+                               policy=jobs.current_policy())
+    response = _task_out(view).model_dump(mode="json")
+    if view.status == "queued" and jobs.publish([view.id]):
+        response["notice"] = jobs.QUEUE_DOWN_NOTICE
+    return Response(json.dumps(response), status=201, mimetype="application/json")
 
 
 @bp.get("/schedules/")

@@ -236,6 +236,14 @@ class ApprovalPolicy:
 
 # --- submit, approve, cancel -------------------------------------------------------------------
 
+def check_may_submit(actor: Actor, kind: str) -> JobKind:
+    """Return the kind when the actor may start it; raise PermissionDenied otherwise."""
+    spec = get_kind(kind)
+    if not actor.has_role(*spec.roles):
+        raise PermissionDenied("You do not have permission to start this kind of job.")
+    return spec
+
+
 def validate_parameters(spec: JobKind, parameters: dict[str, object]) -> BaseModel:
     """Check a job's parameters against its kind, as one readable InvalidInput naming the field."""
     return parse(spec.parameters, parameters, default_field="parameters")
@@ -247,9 +255,7 @@ def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[st
 
     The caller commits, then publishes the job (never before the row is committed).
     """
-    spec = get_kind(kind)
-    if not actor.has_role(*spec.roles):
-        raise PermissionDenied("You do not have permission to start this kind of job.")
+    spec = check_may_submit(actor, kind)
     params = validate_parameters(spec, parameters)
     reasons = policy.reasons(spec, params)
     status = "awaiting_approval" if reasons else "queued"

@@ -1,0 +1,148 @@
+"""Job kinds that bring data in: collecting a profile's AWS data, importing an uploaded cost file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import secrets
+import typing
+from pathlib import Path
+from typing import IO, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services import collectors, database, importers
+from services.errors import InvalidInput
+from services.jobs import JobCancelled, JobContext, JobKind, register_kind
+
+logger = logging.getLogger(__name__)
+
+_endpoint_url: str | None = None
+_uploads_root: Path | None = None
+UPLOAD_ID = re.compile(r"^[a-f0-9]{32}\.(csv|csv\.gz|parquet)$")
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+def configure(*, endpoint_url: str | None, uploads_root: Path) -> None:
+    """Set where AWS calls go (an operator setting) and where uploads wait for their import job."""
+    global _endpoint_url, _uploads_root
+    _endpoint_url, _uploads_root = endpoint_url, uploads_root
+
+
+# --- collect --------------------------------------------------------------------------------------
+
+CollectKind = Literal["accounts", "costs", "budgets", "inventory", "utilisation", "forecast", "anomalies",
+                      "commitments", "rightsizing"]
+
+
+def _all_kinds() -> list[CollectKind]:
+    return list(typing.get_args(CollectKind))
+
+
+class CollectProfile(BaseModel):
+    """Parameters of a collection: one profile, what to collect."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile_id: int = Field(title="Profile")
+    kinds: list[CollectKind] = Field(default_factory=_all_kinds, min_length=1, title="What to collect")
+
+
+def _estimate_collect(params: BaseModel) -> int:
+    kinds = set(params.kinds)  # type: ignore[attr-defined]
+    # Costs: 7 requests a month; a daily refresh reads the open and the last month. The first
+    # collection of a profile reads more (its history): approval rules see the usual case.
+    estimate = 14 if "costs" in kinds else 0
+    return estimate + sum(n for kind, n in (("forecast", 1), ("anomalies", 1), ("commitments", 4),
+                                            ("rightsizing", 3)) if kind in kinds)
+
+
+def _run_collect(ctx: JobContext) -> dict[str, object]:
+    params = CollectProfile.model_validate(ctx.parameters)
+    with database.session_scope() as session:
+        summary = collectors.collect_profile(
+            session, actor=ctx.actor, profile_id=params.profile_id, kinds=set(params.kinds),
+            today=dt.datetime.now(dt.UTC).date(), endpoint_url=_endpoint_url, task_id=ctx.task_id,
+            on_progress=lambda pct, step: ctx.progress(pct, step))
+    ctx.aws_requests = summary.ce_requests + summary.other_requests
+    for kind, error in summary.errors.items():
+        ctx.log(f"{kind}: {error}")
+    result: dict[str, object] = {
+        "status": summary.status, "account_id": summary.account_id, "ce_requests": summary.ce_requests,
+        "ce_cost_usd": str(summary.ce_cost), "rows_written": summary.rows_written,
+        "errors": dict(summary.errors), "notes": dict(summary.notes)}
+    if summary.status == "failed":
+        raise InvalidInput("Nothing was collected: " + "; ".join(f"{k}: {v}" for k, v in summary.errors.items()))
+    return result
+
+
+register_kind(JobKind(name="collect.profile", label="Collect AWS data for a profile", roles=("admin", "finance"),
+                      parameters=CollectProfile, run=_run_collect, estimate_ce_requests=_estimate_collect,
+                      profile_ids=lambda p: [p.profile_id]))  # type: ignore[attr-defined]
+
+
+# --- import -------------------------------------------------------------------------------------
+
+class ImportUpload(BaseModel):
+    """Parameters of an import: a file uploaded before the job was submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+    upload_id: str = Field(pattern=UPLOAD_ID.pattern, title="Uploaded file")
+    file_name: str = Field(default="", max_length=255)
+
+
+def save_upload(stream: IO[bytes], *, file_name: str) -> str:
+    """Store an uploaded cost file privately and return its id (the import job's parameter)."""
+    if _uploads_root is None:
+        raise InvalidInput("Uploads are not configured on this server.")
+    lower = file_name.lower()
+    suffix = next((s for s in (".csv.gz", ".csv", ".parquet") if lower.endswith(s)), None)
+    if suffix is None:
+        raise InvalidInput("file: upload a .csv, .csv.gz or .parquet cost export (CUR 2.0 or FOCUS)")
+    upload_id = secrets.token_hex(16) + suffix
+    target = _uploads_root / upload_id
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        while chunk := stream.read(1024 * 1024):
+            written += len(chunk)
+            if written > MAX_UPLOAD_BYTES:
+                out.close()
+                target.unlink()
+                raise InvalidInput(f"file: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+            out.write(chunk)
+    if written == 0:
+        target.unlink()
+        raise InvalidInput("file: the upload is empty")
+    return upload_id
+
+
+def _run_import(ctx: JobContext) -> dict[str, object]:
+    params = ImportUpload.model_validate(ctx.parameters)
+    if _uploads_root is None:
+        raise InvalidInput("Uploads are not configured on this server.")
+    path = _uploads_root / params.upload_id
+    if not path.is_file():
+        raise InvalidInput("The uploaded file is no longer here: upload it again.")
+    ctx.progress(1, f"Reading {params.file_name or params.upload_id}")
+
+    def progress(rows: int) -> None:
+        if ctx.is_cancelled():
+            raise JobCancelled()
+        logger.debug("import of job %s at %s rows", ctx.task_id, rows)
+
+    try:
+        # All or nothing: an invalid file raises, the transaction rolls back, nothing changes.
+        with database.session_scope() as session:
+            result = importers.import_file(session, path=path, file_name=params.file_name or None,
+                                           actor_id=ctx.actor.user_id, on_progress=progress)
+    finally:
+        path.unlink(missing_ok=True)
+    ctx.progress(100, f"Imported {result.rows:,} rows ({result.format})")
+    return {"format": result.format, "rows": result.rows, "providers": result.providers,
+            "billing_periods": [p.isoformat() for p in result.billing_periods]}
+
+
+register_kind(JobKind(name="import.file", label="Import a cost file (CUR 2.0 or FOCUS)",
+                      roles=("admin", "finance"), parameters=ImportUpload, run=_run_import))
