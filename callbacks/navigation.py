@@ -11,8 +11,8 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
-from layouts import ids, jobs, overview, shell
-from services import costs, database
+from layouts import data, ids, jobs, overview, shell
+from services import costs, database, profiles
 from services import jobs as job_service
 from services.errors import DomainError
 from services.permissions import Actor
@@ -43,6 +43,9 @@ def render_page(pathname: str | None, search: str | None) -> object:
             kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]
             content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor,
                                                                           limit=jobs.PAGE_SIZE))
+        elif path == "/data":
+            content = data.page(profiles=profiles.list_profiles(session, actor=actor),
+                                can_manage=actor.has_role("admin"), regions=sorted(profiles.AWS_REGIONS))
         elif (match := JOB_PATH.match(path)) is not None:
             content = _job_detail(session, actor=actor, task_id=int(match.group(1)))
         else:

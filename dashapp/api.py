@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
@@ -126,10 +126,8 @@ def delete_profile(profile_id: int) -> Response:
 @bp.post("/profiles/<int:profile_id>/test/")
 def test_profile(profile_id: int) -> Response:
     """Check the profile's credentials with STS GetCallerIdentity; explain a failure in words."""
-    endpoint = current_app.config["FINOPS_SETTINGS"].AWS_ENDPOINT_URL
     with database.session_scope() as session:
-        result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id,
-                                          endpoint_url=endpoint)
+        result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id)
     return jsonify({"ok": result.is_ok, "message": result.message, "account_id": result.account_id})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashapp.settings import Settings, load_job_plugins
-from services import audit, cli_jobs, crypto, data_jobs, database, jobs
+from services import audit, cli_jobs, crypto, data_jobs, database, jobs, profiles
 from services.cli_runner import RunnerConfig
 
 
@@ -24,7 +24,8 @@ def configure_services(settings: Settings) -> None:
                      output_cap_bytes=settings.RUNNER_OUTPUT_CAP_BYTES, output_root=_private(instance / "runs"),
                      scratch_root=_private(instance / "scratch")),
         results_root=_private(instance / "results"))
-    data_jobs.configure(endpoint_url=settings.AWS_ENDPOINT_URL, uploads_root=_private(instance / "uploads"))
+    data_jobs.configure(uploads_root=_private(instance / "uploads"))
+    profiles.configure(endpoint_url=settings.AWS_ENDPOINT_URL)
     load_job_plugins(settings)
 
 

@@ -13,22 +13,21 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services import collectors, database, importers
+from services import collectors, database, importers, profiles
 from services.errors import InvalidInput
 from services.jobs import JobCancelled, JobContext, JobKind, register_kind
 
 logger = logging.getLogger(__name__)
 
-_endpoint_url: str | None = None
 _uploads_root: Path | None = None
 UPLOAD_ID = re.compile(r"^[a-f0-9]{32}\.(csv|csv\.gz|parquet)$")
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 
-def configure(*, endpoint_url: str | None, uploads_root: Path) -> None:
-    """Set where AWS calls go (an operator setting) and where uploads wait for their import job."""
-    global _endpoint_url, _uploads_root
-    _endpoint_url, _uploads_root = endpoint_url, uploads_root
+def configure(*, uploads_root: Path) -> None:
+    """Set where uploads wait for their import job."""
+    global _uploads_root
+    _uploads_root = uploads_root
 
 
 # --- collect --------------------------------------------------------------------------------------
@@ -63,7 +62,7 @@ def _run_collect(ctx: JobContext) -> dict[str, object]:
     with database.session_scope() as session:
         summary = collectors.collect_profile(
             session, actor=ctx.actor, profile_id=params.profile_id, kinds=set(params.kinds),
-            today=dt.datetime.now(dt.UTC).date(), endpoint_url=_endpoint_url, task_id=ctx.task_id,
+            today=dt.datetime.now(dt.UTC).date(), endpoint_url=profiles.endpoint_url(), task_id=ctx.task_id,
             on_progress=lambda pct, step: ctx.progress(pct, step))
     ctx.aws_requests = summary.ce_requests + summary.other_requests
     for kind, error in summary.errors.items():

@@ -34,6 +34,20 @@ AWS_REGIONS = frozenset({
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ACCESS_KEY = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")
 _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_endpoint_url: str | None = None
+
+
+def configure(*, endpoint_url: str | None) -> None:
+    """Send AWS calls to this endpoint instead of AWS (an operator setting: tests, private endpoints)."""
+    global _endpoint_url
+    _endpoint_url = endpoint_url
+
+
+def endpoint_url() -> str | None:
+    """Return the configured AWS endpoint (None: AWS itself)."""
+    return _endpoint_url
+
+
 _ENCRYPTED = ("access_key_id_encrypted", "secret_access_key_encrypted", "session_token_encrypted",
               "external_id_encrypted")
 
@@ -334,6 +348,7 @@ def test_connection(session: Session, *, actor: Actor, profile_id: int,
                     endpoint_url: str | None = None) -> ConnectionTest:
     """Call STS GetCallerIdentity with the profile and record the outcome on it."""
     require_role(actor, "admin")
+    endpoint_url = endpoint_url or _endpoint_url
     credentials = get_credentials(session, actor=actor, profile_id=profile_id, purpose="connection test")
     profile = _get(session, actor=actor, profile_id=profile_id)
     try:

@@ -13,11 +13,11 @@ from tests.stacks import Stack, start_embedded, start_production
 
 
 @pytest.fixture(scope="session")
-def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def production_stack(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[Stack]:
     """gunicorn (2 workers) + a Celery worker process on PostgreSQL and Redis."""
     name = f"finops_it_{os.getpid()}"
     url = _create_pg_database(name)
-    stack = start_production(tmp_path_factory.mktemp("production"), url, redis_db=11)
+    stack = start_production(tmp_path_factory.mktemp("production"), url, redis_db=11, aws_endpoint=moto_endpoint)
     yield stack
     stack.close()
     from services import database
@@ -27,9 +27,9 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
 
 
 @pytest.fixture(scope="session")
-def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[Stack]:
     """`finops-dashboard demo`: SQLite, no Redis, background jobs in worker processes."""
-    stack = start_embedded(tmp_path_factory.mktemp("embedded"))
+    stack = start_embedded(tmp_path_factory.mktemp("embedded"), aws_endpoint=moto_endpoint)
     yield stack
     stack.close()
 

@@ -124,12 +124,14 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def start_embedded(tmp: Path) -> Stack:
+def start_embedded(tmp: Path, *, aws_endpoint: str | None = None) -> Stack:
     """Run `finops-dashboard demo` exactly as the README says, in its own instance folder."""
     port = free_port()
     log = tmp / "demo.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")}
     env.update({"JOB_PLUGINS": "tests.plugins.job_kinds", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    if aws_endpoint:
+        env["AWS_ENDPOINT_URL"] = aws_endpoint
     process = _spawn([CLI, "demo", "--port", str(port), "--instance", str(tmp / "instance")], env, log)
     wait_for_http(f"http://127.0.0.1:{port}/health/live/", timeout=240, process=process, log=log)
     password = re.search(r"password: (\S+)", log.read_text())  # printed at the first start only
@@ -163,13 +165,15 @@ def production_env(tmp: Path, database_url: str, redis_db: int) -> dict[str, str
     return env
 
 
-def start_production(tmp: Path, database_url: str, redis_db: int) -> Stack:
+def start_production(tmp: Path, database_url: str, redis_db: int, *, aws_endpoint: str | None = None) -> Stack:
     """Migrate, seed, create an admin, then run `serve` (gunicorn) and `worker` (Celery)."""
     import redis
 
     for db in (redis_db, redis_db + 1):
         redis.Redis(host=REDIS_HOST, port=6379, db=db).flushdb()
     env = production_env(tmp, database_url, redis_db)
+    if aws_endpoint:
+        env["AWS_ENDPOINT_URL"] = aws_endpoint
     for argv in ([CLI, "db", "upgrade"], [CLI, "seed-demo"]):
         subprocess.run(argv, env=env, check=True, capture_output=True, timeout=600)
     created = subprocess.run([CLI, "create-admin", "--username", "admin"], env=env, check=True,

@@ -82,9 +82,7 @@ def test_roles_that_may_not_import_cannot_even_upload(client, session, tmp_path)
 
 
 def test_collect_job_brings_the_inventory_of_a_profile(db_url, moto, tmp_path):
-    from services import data_jobs
-
-    data_jobs.configure(endpoint_url=moto, uploads_root=tmp_path)
+    profiles.configure(endpoint_url=moto)
     ec2 = boto3.client("ec2", region_name="eu-west-1", endpoint_url=moto, aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
                        aws_secret_access_key="x" * 40)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -104,4 +102,5 @@ def test_collect_job_brings_the_inventory_of_a_profile(db_url, moto, tmp_path):
         task = s.get(Task, view.id)
         kinds = sorted(s.scalars(select(Resource.resource_type)))
     assert task.status == "succeeded", (task.error, task.log)
+    profiles.configure(endpoint_url=None)
     assert kinds.count("ec2_instance") == 2 and "ebs_volume" in kinds

@@ -1,0 +1,109 @@
+"""Data page: add and test AWS profiles, collect now, upload a cost file to import."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+from dash import ALL, Dash, Input, Output, State, no_update
+
+from callbacks.context import current_actor
+from layouts import data as layout
+from layouts import ids
+from services import data_jobs, database, jobs, profiles, validation
+from services.errors import DomainError
+
+_ROLE_ONLY = ("role_arn", "source_profile_id", "external_id")
+_KEYS_ONLY = ("access_key_id", "secret_access_key")
+
+
+def _queued(view: jobs.TaskView, what: str) -> object:
+    if view.status == "awaiting_approval":
+        return layout.message(f"{what} waits for approval: {view.step}.", color="warning",
+                              link=("Follow it", f"/jobs/{view.id}"))
+    notice = f" {jobs.QUEUE_DOWN_NOTICE}" if jobs.publish([view.id]) else ""
+    return layout.message(f"{what} started as job #{view.id}.{notice}", color="success",
+                          link=("Watch it", f"/jobs/{view.id}"))
+
+
+def save_profile(n_clicks: int | None, values: list[Any], field_ids: list[dict[str, str]]) -> object:
+    """Create a profile from the form; only the fields of the chosen kind of credentials count."""
+    if not n_clicks:
+        return no_update
+    form = {f["name"]: v for f, v in zip(field_ids, values, strict=True) if v not in (None, "", [])}
+    drop = _KEYS_ONLY if form.get("auth_type") == "assume_role" else _ROLE_ONLY
+    form = {k: v for k, v in form.items() if k not in drop}
+    try:
+        data = validation.parse(profiles.ProfileCreate, form, default_field="profile")
+        with database.session_scope() as session:
+            created = profiles.create_profile(session, actor=current_actor(), data=data)
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+    return layout.message(f"Profile '{created.name}' saved. Test it next.", color="success",
+                          link=("Reload the list", "/data"))
+
+
+def test_profile(n_clicks: int | None, profile_id: int | None) -> object:
+    """Check the chosen profile's credentials against STS."""
+    if not n_clicks:
+        return no_update
+    if profile_id is None:
+        return layout.message("Choose a profile first.", color="warning")
+    try:
+        with database.session_scope() as session:
+            result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id)
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+    return layout.message(result.message, color="success" if result.is_ok else "danger")
+
+
+def collect(n_clicks: int | None, profile_id: int | None) -> object:
+    """Start a collection of the chosen profile's AWS data."""
+    if not n_clicks:
+        return no_update
+    if profile_id is None:
+        return layout.message("Choose a profile first.", color="warning")
+    try:
+        with database.session_scope() as session:
+            view = jobs.submit_job(session, actor=current_actor(), kind="collect.profile",
+                                   parameters={"profile_id": profile_id}, policy=jobs.current_policy())
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+    return _queued(view, "The collection")
+
+
+def upload(contents: str | None, file_name: str | None) -> object:
+    """Keep the uploaded file privately and start its import job."""
+    if not contents or not file_name:
+        return no_update
+    actor = current_actor()
+    try:
+        jobs.check_may_submit(actor, "import.file")
+        try:
+            raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
+        except (IndexError, binascii.Error):
+            return layout.message("The file did not arrive intact: try again.", color="danger")
+        upload_id = data_jobs.save_upload(io.BytesIO(raw), file_name=file_name)
+        with database.session_scope() as session:
+            view = jobs.submit_job(session, actor=actor, kind="import.file",
+                                   parameters={"upload_id": upload_id, "file_name": file_name[:255]},
+                                   policy=jobs.current_policy())
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+    return _queued(view, f"The import of {file_name}")
+
+
+def register(app: Dash) -> None:
+    """Register the data page's callbacks."""
+    field = {"type": ids.PROFILE_FORM_FIELD, "name": ALL}
+    app.callback(Output(ids.PROFILE_MESSAGE, "children"), Input(ids.PROFILE_SAVE, "n_clicks"),
+                 State(field, "value"), State(field, "id"), prevent_initial_call=True)(save_profile)
+    app.callback(Output(ids.PROFILE_ACTION_MESSAGE, "children"), Input(ids.PROFILE_TEST, "n_clicks"),
+                 State(ids.PROFILE_SELECT, "value"), prevent_initial_call=True)(test_profile)
+    app.callback(Output(ids.PROFILE_ACTION_MESSAGE, "children", allow_duplicate=True),
+                 Input(ids.PROFILE_COLLECT, "n_clicks"), State(ids.PROFILE_SELECT, "value"),
+                 prevent_initial_call=True)(collect)
+    app.callback(Output(ids.IMPORT_MESSAGE, "children"), Input(ids.IMPORT_UPLOAD, "contents"),
+                 State(ids.IMPORT_UPLOAD, "filename"), prevent_initial_call=True)(upload)

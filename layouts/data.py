@@ -1,0 +1,121 @@
+"""The data page: AWS profiles (add, test, collect) and cost file imports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from layouts import ids
+
+if TYPE_CHECKING:
+    from services.profiles import ProfileRead
+
+MAX_UPLOAD_MB = 50
+
+
+def page(*, profiles: Sequence[ProfileRead], can_manage: bool, regions: Sequence[str]) -> list[object]:
+    """Return the data page."""
+    return [
+        html.H1("Data sources", className="h3 mb-3"),
+        dbc.Row([
+            dbc.Col(profiles_card(profiles, can_manage=can_manage), lg=8),
+            dbc.Col([add_profile_card(profiles, regions) if can_manage else html.Div(), import_card()], lg=4),
+        ], className="g-3"),
+    ]
+
+
+def profiles_card(profiles: Sequence[ProfileRead], *, can_manage: bool) -> dbc.Card:
+    """Return the profiles table with test and collect actions."""
+    if not profiles:
+        body: list[object] = [dbc.Alert("No AWS profiles yet." + (" Add one with the form." if can_manage else ""),
+                                        color="light", className="mb-0")]
+    else:
+        body = [
+            html.Div(profiles_table(profiles), id=ids.PROFILES_TABLE),
+            dbc.Row([
+                dbc.Col(dcc.Dropdown(id=ids.PROFILE_SELECT, options=[{"label": p.name, "value": p.id}
+                                                                      for p in profiles],
+                                     placeholder="Choose a profile"), md=6),
+                dbc.Col(dbc.ButtonGroup([
+                    dbc.Button("Test connection", id=ids.PROFILE_TEST, color="outline-primary", size="sm"),
+                    dbc.Button("Collect now", id=ids.PROFILE_COLLECT, color="primary", size="sm"),
+                ]), md=6),
+            ], className="g-2 mt-2") if can_manage else html.Div(),
+            html.Div(id=ids.PROFILE_ACTION_MESSAGE, className="mt-2"),
+        ]
+    return dbc.Card([dbc.CardHeader("AWS profiles"), dbc.CardBody(body)], className="shadow-sm")
+
+
+def profiles_table(profiles: Sequence[ProfileRead]) -> dbc.Table:
+    """Return the profiles; secrets never appear, only a hint of the key id."""
+    def tested(p: ProfileRead) -> object:
+        if p.last_test_ok is None:
+            return dbc.Badge("not tested", color="light", text_color="dark")
+        return dbc.Badge("ok" if p.last_test_ok else "failed", color="success" if p.last_test_ok else "danger")
+
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("Name", "Access", "Account", "Regions", "Payer", "Test")])),
+        html.Tbody([html.Tr([
+            html.Td(p.name),
+            html.Td(p.access_key_hint or (f"role {p.role_arn}" if p.role_arn else "—"), className="small"),
+            html.Td(p.account_id or "—"),
+            html.Td(", ".join(p.default_regions), className="small"),
+            html.Td("yes" if p.is_payer else ""),
+            html.Td(tested(p)),
+        ]) for p in profiles]),
+    ], size="sm", hover=True, responsive=True, className="mb-0")
+
+
+def _field(label: str, name: str, control: object) -> html.Div:
+    return html.Div([dbc.Label(label), control], className="mb-2")
+
+
+def add_profile_card(profiles: Sequence[ProfileRead], regions: Sequence[str]) -> dbc.Card:
+    """Return the form that adds a profile (keys, or a role assumed from another profile)."""
+    def field_id(name: str) -> dict[str, str]:
+        return {"type": ids.PROFILE_FORM_FIELD, "name": name}
+
+    return dbc.Card([dbc.CardHeader("Add a profile"), dbc.CardBody([
+        _field("Name", "name", dbc.Input(id=field_id("name"), placeholder="prod-payer")),
+        _field("Credentials", "auth_type", dbc.RadioItems(id=field_id("auth_type"), value="keys", inline=True,
+                                                        options=[{"label": "Access key", "value": "keys"},
+                                                                 {"label": "Assume a role", "value": "assume_role"}])),
+        _field("Access key id", "access_key_id", dbc.Input(id=field_id("access_key_id"), autoComplete="off")),
+        _field("Secret access key", "secret_access_key",
+               dbc.Input(id=field_id("secret_access_key"), type="password", autoComplete="new-password")),
+        _field("Role ARN", "role_arn", dbc.Input(id=field_id("role_arn"),
+                                                 placeholder="arn:aws:iam::123456789012:role/FinOpsReadOnly")),
+        _field("Assume the role from", "source_profile_id", dcc.Dropdown(
+            id=field_id("source_profile_id"), options=[{"label": p.name, "value": p.id} for p in profiles])),
+        _field("External id", "external_id", dbc.Input(id=field_id("external_id"), autoComplete="off")),
+        _field("Regions", "default_regions", dcc.Dropdown(id=field_id("default_regions"), multi=True,
+                                                          value=["us-east-1"], options=list(regions))),
+        dbc.Checkbox(id=field_id("is_payer"), label="Payer (management) account", value=False, className="mb-2"),
+        html.P("Secrets are encrypted at once and never shown again.", className="form-text"),
+        dbc.Button("Save profile", id=ids.PROFILE_SAVE, color="primary"),
+        html.Div(id=ids.PROFILE_MESSAGE, className="mt-2"),
+    ])], className="shadow-sm mb-3")
+
+
+def import_card() -> dbc.Card:
+    """Return the upload area for CUR 2.0 and FOCUS files."""
+    return dbc.Card([dbc.CardHeader("Import a cost file"), dbc.CardBody([
+        html.P(["CUR 2.0 or FOCUS 1.0–1.2, as .csv, .csv.gz or .parquet, up to "
+                f"{MAX_UPLOAD_MB} MB here (larger files: ", html.Code("POST /api/v1/imports/"), ")."],
+               className="small"),
+        dcc.Upload(id=ids.IMPORT_UPLOAD, children=html.Div(["Drop a file here or ", html.A("choose one")]),
+                   max_size=MAX_UPLOAD_MB * 1024 * 1024, multiple=False,
+                   className="border border-2 border-secondary-subtle rounded p-4 text-center"),
+        html.Div(id=ids.IMPORT_MESSAGE, className="mt-2"),
+    ])], className="shadow-sm")
+
+
+def message(text: str, *, color: str, link: tuple[str, str] | None = None) -> dbc.Alert:
+    """Return an alert, optionally with a link (e.g. to watch the job it started)."""
+    children: list[object] = [text]
+    if link:
+        children += [" ", dcc.Link(link[0], href=link[1])]
+    return dbc.Alert(children, color=color, className="py-2 mb-0")

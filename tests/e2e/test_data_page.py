@@ -1,0 +1,59 @@
+"""The data page in a browser: add a profile, test it against AWS (moto), import a FOCUS file."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.test_browser import sign_in
+from tests.unit.test_importers import SAMPLE
+
+pytestmark = pytest.mark.e2e
+
+
+def _field(page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"[id*='\"name\":\"{name}\"']").first
+
+
+def test_add_a_profile_and_test_its_connection(page, stack):
+    sign_in(page, stack)
+    page.goto(f"{stack.base_url}/data")
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    _field(page, "name").fill(name)
+    _field(page, "access_key_id").fill("AKIAIOSFODNN7EXAMPLE")
+    _field(page, "secret_access_key").fill("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    page.click("#profile-save")
+    expect(page.locator("#profile-message")).to_contain_text(f"Profile '{name}' saved")
+    page.goto(f"{stack.base_url}/data")
+    expect(page.locator("#profiles-table")).to_contain_text("AKIA…MPLE")
+    expect(page.locator("#profiles-table")).not_to_contain_text("wJalrXUtnFEMI")
+    page.locator("#profile-select").click()
+    page.get_by_role("option", name=name).click()
+    page.click("#profile-test")
+    expect(page.locator("#profile-action-message")).to_contain_text("Connected to account 123456789012")
+
+
+def test_bad_profile_input_is_explained(page, stack):
+    sign_in(page, stack)
+    page.goto(f"{stack.base_url}/data")
+    _field(page, "name").fill("bad")
+    _field(page, "access_key_id").fill("not-a-key")
+    _field(page, "secret_access_key").fill("x" * 40)
+    page.click("#profile-save")
+    expect(page.locator("#profile-message .alert-danger")).to_contain_text("access_key_id")
+
+
+def test_upload_a_focus_file_and_watch_its_import(page, stack):
+    sign_in(page, stack)
+    page.goto(f"{stack.base_url}/data")
+    page.locator("#import-upload input[type=file]").set_input_files(str(SAMPLE))
+    message = page.locator("#import-message .alert")
+    expect(message).to_contain_text("started as job #")
+    job_id = re.search(r"job #(\d+)", message.inner_text()).group(1)
+    message.get_by_role("link", name="Watch it").click()
+    expect(page.locator("h1")).to_contain_text(f"Job #{job_id}")
+    expect(page.locator("#job-detail-status")).to_contain_text("succeeded", timeout=90_000)
+    expect(page.locator("#job-detail-step")).to_contain_text("Imported 1,000 rows")
