@@ -5,13 +5,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup
 from models.types import money_sum
 
 _COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+#: When several sources hold the same payer's costs for a month, the most detailed one counts
+#: and the others are kept but not added (never the same dollar twice).
+SOURCE_PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
+
+
+def _priority() -> ColumnElement[int]:
+    return case({name: rank for rank, name in enumerate(SOURCE_PRIORITY)}, value=CostFact.source,
+                else_=len(SOURCE_PRIORITY))
+
+
+def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, str]:
+    """Return, per payer account, the source whose facts count for this billing period."""
+    rows = session.execute(
+        select(CostFact.payer_account_id, func.min(_priority()))
+        .where(CostFact.billing_period == billing_period).group_by(CostFact.payer_account_id)
+    ).all()
+    names = {rank: name for rank, name in enumerate(SOURCE_PRIORITY)}
+    return {payer: names.get(rank, "other") for payer, rank in rows}
 
 
 def _cost_columns() -> list[object]:
@@ -22,7 +40,10 @@ def _cost_columns() -> list[object]:
 
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
-    in_period = CostFact.billing_period == billing_period
+    best = (select(CostFact.payer_account_id.label("payer"), func.min(_priority()).label("rank"))
+            .where(CostFact.billing_period == billing_period).group_by(CostFact.payer_account_id).subquery())
+    in_period = and_(CostFact.billing_period == billing_period, exists().where(
+        best.c.payer == CostFact.payer_account_id, best.c.rank == _priority()))
     specs: list[tuple[type[CostDailyRollup | CostAllocationRollup | CostMonthlyRollup], list[str]]] = [
         (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id",
                            "service", "region", "currency"]),

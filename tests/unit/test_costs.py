@@ -137,3 +137,19 @@ def test_every_overview_view_is_audited_with_its_filter(loaded):
     costs.get_overview(loaded, actor=FINANCE, cost_filter=f, today=TODAY)
     row = loaded.scalars(select(AuditLog).where(AuditLog.action == "costs.view")).one()
     assert row.actor_name == "fin" and row.details["accounts"] == ["111111111111"]
+
+
+def test_a_payers_month_counts_from_its_most_detailed_source_only(session):
+    from services import rollups
+
+    day, payer = dt.date(2026, 3, 2), "999999999999"
+    ingest.replace_period(session, source="cost_explorer", billing_period=dt.date(2026, 3, 1),
+                          rows=[fact(day, "111111111111", "Amazon EC2", "100")])
+    ingest.replace_period(session, source="focus", billing_period=dt.date(2026, 3, 1),
+                          rows=[fact(day, "111111111111", "Amazon EC2", "98.5")])
+    ingest.replace_period(session, source="demo", billing_period=dt.date(2026, 3, 1),
+                          rows=[fact(day, "222222222222", "Amazon S3", "7", payer_account_id="555555555555")])
+    total = session.scalar(select(money_sum(CostDailyRollup.unblended_cost)))
+    assert total == Decimal("105.5")  # FOCUS for payer 999..., demo for payer 555...: never both of one payer
+    assert rollups.counted_sources(session, billing_period=dt.date(2026, 3, 1)) == {
+        payer: "focus", "555555555555": "demo"}
