@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
@@ -293,32 +294,96 @@ def delete_schedule(schedule_id: int) -> Response:
     return Response(status=204)
 
 
+class CostRowOut(BaseModel):
+    period: dt.date | None
+    keys: list[str]
+    amount: Decimal
+
+
+class CostResultOut(BaseModel):
+    table: str
+    total: Decimal
+    rows: list[CostRowOut]
+
+
+@bp.get("/costs/")
+def query_costs() -> Response:
+    """Costs by any dimensions: start, end, granularity (day|month|total), group_by (repeatable),
+    filter.<dimension> (repeatable), metric, top_n."""
+    args = request.args
+    query = costs.parse_query({
+        "start": args.get("start"), "end": args.get("end"), "granularity": args.get("granularity", "month"),
+        "group_by": args.getlist("group_by"), "metric": args.get("metric", "unblended_cost"),
+        "top_n": args.get("top_n") or None,
+        "filters": {k.removeprefix("filter."): args.getlist(k) for k in args if k.startswith("filter.")},
+    })
+    with database.session_scope() as session:
+        result = costs.query_costs(session, actor=current_actor(), query=query)
+    return _json(CostResultOut(table=result.table, total=result.total, rows=[
+        CostRowOut(period=r.period, keys=list(r.keys), amount=r.amount) for r in result.rows]))
+
+
+#: Request and response bodies of each endpoint, for the OpenAPI description.
+_BODIES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None, bool]] = {
+    "api.get_overview": (None, OverviewOut, False),
+    "api.query_costs": (None, CostResultOut, False),
+    "api.list_profiles": (None, profiles.ProfileRead, True),
+    "api.create_profile": (profiles.ProfileCreate, profiles.ProfileRead, False),
+    "api.get_profile": (None, profiles.ProfileRead, False),
+    "api.update_profile": (profiles.ProfileUpdate, profiles.ProfileRead, False),
+    "api.list_tasks": (None, TaskOut, True),
+    "api.submit_task": (None, TaskOut, False),
+    "api.get_task": (None, TaskOut, False),
+    "api.cancel_task": (None, TaskOut, False),
+    "api.approve_task": (None, TaskOut, False),
+    "api.reject_task": (None, TaskOut, False),
+    "api.upload_import": (None, TaskOut, False),
+    "api.list_schedules": (None, ScheduleOut, True),
+    "api.create_schedule": (schedules.ScheduleCreate, ScheduleOut, False),
+}
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """The OpenAPI description of this API."""
-    schema = {
-        "openapi": "3.1.0",
-        "info": {"title": "FinOps Dashboard API", "version": "1"},
-        "paths": {
-            "/api/v1/overview/": {
-                "get": {
-                    "summary": "Cost overview",
-                    "parameters": [
-                        {"name": "start", "in": "query", "schema": {"type": "string", "format": "date"}},
-                        {"name": "end", "in": "query", "schema": {"type": "string", "format": "date"}},
-                        {"name": "account", "in": "query",
-                         "schema": {"type": "array", "items": {"type": "string"}}},
-                        {"name": "metric", "in": "query",
-                         "schema": {"enum": ["unblended_cost", "amortized_cost", "net_cost"]}},
-                    ],
-                    "responses": {
-                        "200": {"description": "OK", "content": {"application/json": {
-                            "schema": OverviewOut.model_json_schema(ref_template="#/components/schemas/{model}")}}},
-                        "401": {"description": "Not signed in"},
-                        "422": {"description": "Invalid filter"},
-                    },
-                }
+    """The OpenAPI description of this API, built from the routes and their pydantic models."""
+    components: dict[str, object] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, object]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    paths: dict[str, dict[str, object]] = {}
+    for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.endpoint.startswith("api.") or rule.endpoint == "api.openapi":
+            continue
+        path = re.sub(r"<(?:int:)?(\w+)>", r"{\1}", rule.rule)
+        doc = (current_app.view_functions[rule.endpoint].__doc__ or "").strip()
+        request_model, response_model, is_list = _BODIES.get(rule.endpoint, (None, None, False))
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation: dict[str, object] = {
+                "operationId": rule.endpoint.removeprefix("api."), "summary": doc.split("\n")[0],
+                "description": doc,
+                "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+                               for name in rule.arguments],
+                "responses": {"401": {"description": "Not signed in"}, "403": {"description": "Not allowed"},
+                              "404": {"description": "Not found (or not yours)"},
+                              "422": {"description": "Invalid input; the error names the field"}},
             }
-        },
-    }
-    return jsonify(schema)
+            if request_model is not None:
+                operation["requestBody"] = {"required": True,
+                                            "content": {"application/json": {"schema": ref(request_model)}}}
+            ok: dict[str, object] = {"description": "OK"}
+            if response_model is not None:
+                schema = ref(response_model)
+                ok["content"] = {"application/json": {"schema": {"type": "array", "items": schema}
+                                                      if is_list else schema}}
+            operation["responses"]["201" if method == "POST" and rule.endpoint.startswith(  # type: ignore[index]
+                ("api.create", "api.submit", "api.upload")) else "200"] = ok
+            paths.setdefault(path, {})[method.lower()] = operation
+    return jsonify({"openapi": "3.1.0", "info": {"title": "FinOps Dashboard API", "version": "1"},
+                    "paths": paths, "components": {"schemas": components,
+                                                   "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
+                                                                                   "name": "finops_session"}}},
+                    "security": [{"session": []}]})

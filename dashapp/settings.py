@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     JOB_LEASE_SECONDS: int = Field(default=60, ge=2, le=3600)
     #: How often beat re-publishes jobs the broker never delivered or a dead worker left behind.
     JOB_REPUBLISH_SECONDS: float = Field(default=30.0, ge=1, le=3600)
+    #: Cache cost query results (in Redis when REDIS_URL is set, else in each process).
+    QUERY_CACHE: bool = True
     #: A CLI job (one aws-finops profile, one aws command) is killed after this many seconds.
     RUNNER_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0, le=6 * 3600)
     #: Output kept from one CLI run; the rest is cut (and the job says so).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashapp.settings import Settings, load_job_plugins
-from services import audit, cli_jobs, crypto, data_jobs, database, jobs, profiles
+from services import audit, cache, cli_jobs, crypto, data_jobs, database, jobs, profiles
 from services.cli_runner import RunnerConfig
 
 
@@ -26,6 +26,7 @@ def configure_services(settings: Settings) -> None:
         results_root=_private(instance / "results"))
     data_jobs.configure(uploads_root=_private(instance / "uploads"))
     profiles.configure(endpoint_url=settings.AWS_ENDPOINT_URL)
+    cache.configure(settings.REDIS_URL, enabled=settings.QUERY_CACHE)
     load_job_plugins(settings)
 
 

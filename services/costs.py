@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, TypeVarTuple
+from typing import Any, Literal, TypeVarTuple
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -197,3 +197,164 @@ def top_n(rows: Iterable[tuple[str, Decimal]], n: int,
     if tail:
         head.append((other_label, sum((v for _, v in tail), Decimal(0))))
     return head
+
+
+# --- the general query: any dimension, filter, grain, metric; top-N with Other -------------------
+
+Dimension = Literal["account", "service", "region", "usage_type", "charge_category", "team", "cost_center",
+                    "environment", "provider"]
+Granularity = Literal["day", "month", "total"]
+OTHER = "Other"
+UNTAGGED = "(untagged)"
+_ALLOCATION_KEYS = frozenset({"team", "cost_center", "environment"})
+
+
+class CostQuery(BaseModel):
+    """A cost question: a range, how to group and filter, which metric, at which grain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: dt.date
+    end: dt.date
+    granularity: Granularity = "month"
+    group_by: tuple[Dimension, ...] = Field(default=(), max_length=3)
+    filters: dict[Dimension, tuple[str, ...]] = Field(default_factory=dict)
+    metric: Metric = "unblended_cost"
+    top_n: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> CostQuery:
+        if self.end < self.start:
+            raise ValueError("the end date is before the start date")
+        if (self.end - self.start).days > MAX_RANGE_DAYS:
+            raise ValueError("the date range is longer than three years")
+        if len(set(self.group_by)) != len(self.group_by):
+            raise ValueError("group_by must not repeat a dimension")
+        if any(len(v) > 500 for v in self.filters.values()):
+            raise ValueError("a filter may list at most 500 values")
+        return self
+
+
+@dataclass(frozen=True)
+class CostRow:
+    period: dt.date | None
+    keys: tuple[str, ...]
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class CostResult:
+    query: CostQuery
+    rows: list[CostRow]
+    total: Decimal
+    #: which table answered: a rollup, or the facts when no rollup holds the dimensions
+    table: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    model: type[Any]
+    columns: dict[str, str]
+    grain: str
+
+    def has(self, query: CostQuery) -> bool:
+        dims = set(query.group_by) | set(query.filters)
+        if not dims <= set(self.columns):
+            return False
+        if self.grain == "month":
+            whole_months = query.start.day == 1 and (query.end + dt.timedelta(days=1)).day == 1
+            return query.granularity != "day" and whole_months
+        return True
+
+
+def _tables() -> list[_Table]:
+    from models import CostAllocationRollup, CostFact, CostMonthlyRollup
+
+    base = {"account": "usage_account_id", "service": "service"}
+    return [
+        # Smallest first: whole months come from the monthly rollup when it holds the dimensions.
+        _Table("cost_monthly_rollups", CostMonthlyRollup,
+               {**base, "usage_type": "usage_type", "charge_category": "charge_category", "provider": "provider"},
+               "month"),
+        _Table("cost_daily_rollups", CostDailyRollup, {**base, "region": "region", "provider": "provider"}, "day"),
+        _Table("cost_allocation_rollups", CostAllocationRollup,
+               {**base, "team": "team", "cost_center": "cost_center", "environment": "environment"}, "day"),
+        _Table("cost_facts", CostFact, {**base, "region": "region", "provider": "provider", "usage_type": "usage_type",
+                                        "charge_category": "charge_category", "team": "team",
+                                        "cost_center": "cost_center", "environment": "environment"}, "day"),
+    ]
+
+
+def parse_query(values: object) -> CostQuery:
+    """Validate a cost question or raise InvalidInput naming the field."""
+    return parse(CostQuery, values, default_field="query")
+
+
+def query_costs(session: Session, *, actor: Actor, query: CostQuery) -> CostResult:
+    """Answer a cost question from the smallest table that holds its dimensions (cached)."""
+    from services import cache
+    from services.ingest import get_data_version
+
+    visible = visible_account_ids(session, actor=actor)
+    key = cache.key_for("costs", version=get_data_version(session),
+                        parts={"q": query.model_dump(mode="json"), "scope": sorted(visible) if visible else None})
+    return cache.get_or_compute(key, lambda: _compute(session, query=query, visible=visible),
+                                dump=_dump, load=lambda data: _load(query, data))
+
+
+def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | None) -> CostResult:
+    table = next(t for t in _tables() if t.has(query))
+    model = table.model
+    date_column = model.usage_date if table.grain == "day" else model.billing_period
+    start = query.start if table.grain == "day" else query.start.replace(day=1)
+    keys = [getattr(model, table.columns[d]) for d in query.group_by]
+    period = {"day": date_column, "month": model.billing_period, "total": None}[query.granularity]
+    if table.name == "cost_facts" and query.granularity == "month":
+        period = model.billing_period
+    selected = [c for c in (period, *keys) if c is not None]
+    stmt = select(*selected, money_sum(getattr(model, query.metric))).where(
+        date_column >= start, date_column <= query.end)
+    for dimension, accepted in query.filters.items():
+        column = getattr(model, table.columns[dimension])
+        wanted = ["" if v == UNTAGGED else v for v in accepted]
+        stmt = stmt.where(column.in_(wanted))
+    if visible is not None:
+        stmt = stmt.where(model.usage_account_id.in_(sorted(visible)))
+    if selected:
+        stmt = stmt.group_by(*selected)
+    rows: list[CostRow] = []
+    for record in session.execute(stmt).all():
+        cells: list[Any] = list(record)
+        amount = cells.pop()
+        row_period = cells.pop(0) if period is not None else None
+        labels = tuple(UNTAGGED if (d in _ALLOCATION_KEYS and v == "") else str(v)
+                       for d, v in zip(query.group_by, cells, strict=True))
+        rows.append(CostRow(row_period, labels, amount))
+    if query.top_n and query.group_by:
+        rows = _fold_other(rows, query.top_n)
+    rows.sort(key=lambda r: (r.period or dt.date.min, r.keys[:1] == (OTHER,), -r.amount, r.keys))
+    return CostResult(query=query, rows=rows, total=sum((r.amount for r in rows), Decimal(0)), table=table.name)
+
+
+def _fold_other(rows: list[CostRow], n: int) -> list[CostRow]:
+    """Keep the n largest first-dimension keys over the whole range; the rest become "Other"."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row.keys[0]] = totals.get(row.keys[0], Decimal(0)) + row.amount
+    keep = {k for k, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]}
+    folded: dict[tuple[dt.date | None, tuple[str, ...]], Decimal] = {}
+    for row in rows:
+        keys = row.keys if row.keys[0] in keep else (OTHER,) + ("",) * (len(row.keys) - 1)
+        folded[(row.period, keys)] = folded.get((row.period, keys), Decimal(0)) + row.amount
+    return [CostRow(p, k, a) for (p, k), a in folded.items()]
+
+
+def _dump(result: CostResult) -> dict[str, object]:
+    return {"table": result.table, "total": str(result.total),
+            "rows": [[r.period.isoformat() if r.period else None, list(r.keys), str(r.amount)] for r in result.rows]}
+
+
+def _load(query: CostQuery, data: dict[str, Any]) -> CostResult:
+    rows = [CostRow(dt.date.fromisoformat(p) if p else None, tuple(k), Decimal(a)) for p, k, a in data["rows"]]
+    return CostResult(query=query, rows=rows, total=Decimal(data["total"]), table=data["table"])

@@ -1,0 +1,129 @@
+"""The general cost query: every dimension, filter, grain and metric equals sums of the facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from services import cache, costs, ingest
+from services.errors import InvalidInput
+from services.permissions import Actor
+from tests.factories import fact
+
+FINANCE = Actor(user_id=None, username="fin", roles=frozenset({"finance"}))
+TEAMS = ["data", "web", ""]
+ROWS = []
+for month, day, account, service, region, team in itertools.product(
+        (1, 2), (1, 9, 17), ("111111111111", "222222222222"), ("Amazon EC2", "Amazon S3", "AWS Lambda", "Tax"),
+        ("us-east-1", "eu-west-1"), range(3)):
+    amount = f"{month * day + len(service) + team}.{len(region)}000007"  # x0.9 and x0.97 stay within 11 places
+    tags = {"team": TEAMS[team], "cost-center": f"CC-{team}"} if TEAMS[team] else {}
+    ROWS.append(fact(dt.date(2026, month, day), account, service, amount, region=region,
+                     usage_type=f"{region[:2].upper()}-{service[:3]}", tags=tags,
+                     charge_category="Tax" if service == "Tax" else "Usage"))
+
+
+@pytest.fixture()
+def loaded(session):
+    cache.configure(None)
+    for month in (1, 2):
+        ingest.replace_period(session, source="test", billing_period=dt.date(2026, month, 1),
+                              rows=[r for r in ROWS if r.usage_date.month == month])
+    session.commit()
+    return session
+
+
+ATTR = {"account": "usage_account_id", "service": "service", "region": "region", "usage_type": "usage_type",
+        "charge_category": "charge_category", "provider": "provider"}
+
+
+def _key(row, dimension):
+    if dimension in ("team", "cost_center"):
+        value = row.tags.get({"team": "team", "cost_center": "cost-center"}[dimension], "")
+        return value or costs.UNTAGGED
+    return getattr(row, ATTR[dimension])
+
+
+def _expected(*, group_by, granularity, start, end, filters=None, metric="unblended_cost"):
+    sums: dict = {}
+    for row in ROWS:
+        if not start <= row.usage_date <= end:
+            continue
+        if any(_key(row, d) not in v for d, v in (filters or {}).items()):
+            continue
+        period = {"day": row.usage_date, "month": row.usage_date.replace(day=1), "total": None}[granularity]
+        key = (period, tuple(_key(row, d) for d in group_by))
+        sums[key] = sums.get(key, Decimal(0)) + getattr(row, metric)
+    return sums
+
+
+@pytest.mark.parametrize("group_by, granularity, table", [
+    (("service",), "month", "cost_monthly_rollups"),
+    (("account", "region"), "day", "cost_daily_rollups"),
+    (("team",), "total", "cost_allocation_rollups"),
+    (("usage_type", "charge_category"), "month", "cost_monthly_rollups"),
+    (("usage_type",), "day", "cost_facts"),
+    (("cost_center", "service"), "day", "cost_allocation_rollups"),
+    ((), "total", "cost_monthly_rollups"),
+    (("region",), "month", "cost_daily_rollups"),
+])
+def test_every_dimension_and_grain_equals_the_facts(loaded, group_by, granularity, table):
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-02-28", "group_by": group_by,
+                               "granularity": granularity})
+    result = costs.query_costs(loaded, actor=FINANCE, query=query)
+    got = {(r.period, r.keys): r.amount for r in result.rows}
+    assert got == _expected(group_by=group_by, granularity=granularity, start=query.start, end=query.end)
+    assert result.table == table
+
+
+def test_filters_narrow_and_untagged_is_an_explicit_bucket(loaded):
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-02-28", "group_by": ["team"],
+                               "granularity": "total", "filters": {"account": ["222222222222"],
+                                                                   "team": ["web", costs.UNTAGGED]}})
+    got = {r.keys: r.amount for r in costs.query_costs(loaded, actor=FINANCE, query=query).rows}
+    expected = _expected(group_by=("team",), granularity="total", start=query.start, end=query.end,
+                         filters={"account": {"222222222222"}, "team": {"web", costs.UNTAGGED}})
+    assert got == {k: v for (_, k), v in expected.items()} and (costs.UNTAGGED,) in got
+
+
+def test_top_n_folds_the_rest_into_other_without_losing_a_cent(loaded):
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-01-31", "group_by": ["service"],
+                               "granularity": "total", "top_n": 2, "metric": "amortized_cost"})
+    result = costs.query_costs(loaded, actor=FINANCE, query=query)
+    assert [r.keys[0] for r in result.rows][-1] == costs.OTHER and len(result.rows) == 3
+    expected = _expected(group_by=(), granularity="total", start=query.start, end=query.end,
+                         metric="amortized_cost")
+    assert result.total == expected[(None, ())]
+
+
+def test_partial_months_never_come_from_the_monthly_rollup(loaded):
+    query = costs.parse_query({"start": "2026-01-05", "end": "2026-02-28", "group_by": ["usage_type"]})
+    result = costs.query_costs(loaded, actor=FINANCE, query=query)
+    assert result.table == "cost_facts"
+    assert {(r.period, r.keys): r.amount for r in result.rows} == _expected(
+        group_by=("usage_type",), granularity="month", start=query.start, end=query.end)
+
+
+def test_cached_answers_are_replaced_after_an_import(loaded):
+    cache.configure(None)
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-01-31", "granularity": "total"})
+    first = costs.query_costs(loaded, actor=FINANCE, query=query)
+    assert costs.query_costs(loaded, actor=FINANCE, query=query).total == first.total
+    ingest.replace_period(loaded, source="test", billing_period=dt.date(2026, 1, 1),
+                          rows=[fact(dt.date(2026, 1, 3), "111111111111", "Amazon EC2", "1")])
+    assert costs.query_costs(loaded, actor=FINANCE, query=query).total == Decimal(1)
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"start": "2026-01-01", "end": "2026-01-31", "group_by": ["color"]}, "group_by"),
+    ({"start": "2026-01-01", "end": "2026-01-31", "group_by": ["service", "service"]}, "repeat"),
+    ({"start": "2026-01-01", "end": "2026-01-31", "granularity": "hour"}, "granularity"),
+    ({"start": "2026-01-01", "end": "2026-01-31", "top_n": 0}, "top_n"),
+    ({"start": "2026-01-01", "end": "2026-01-31", "filters": {"service": ["x"] * 501}}, "500"),
+])
+def test_bad_queries_are_refused_naming_the_field(values, field):
+    with pytest.raises(InvalidInput, match=field):
+        costs.parse_query(values)
