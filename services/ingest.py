@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from models import CostFact, DataVersion, ImportBatch
@@ -96,6 +97,32 @@ def _to_mapping(row: FactRow, *, period: dt.date, source: str, batch_id: int) ->
     }
 
 
+_COPY_COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usage_account_id", "service",
+                 "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
+                 "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
+                 "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, dict):
+        value = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy(connection: Connection, mappings: list[dict[str, object]]) -> None:
+    """Load rows with PostgreSQL's COPY (text format): several times faster than INSERTs."""
+    lines = "".join("\t".join(_copy_text(m[c]) for c in _COPY_COLUMNS) + "\n" for m in mappings)
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]  # psycopg 3 connection
+            f"COPY cost_facts ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(lines)
+
+
 def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
     iterator = iter(rows)
     while chunk := list(islice(iterator, size)):
@@ -138,11 +165,13 @@ def replace_period(
                     f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
                     f"to billing period {period}"
                 )
-        # A plain table insert (executemany) is much faster than the ORM's bulk path.
-        session.connection().execute(
-            insert(cast(Table, CostFact.__table__)),
-            [_to_mapping(r, period=period, source=source, batch_id=batch.id) for r in chunk],
-        )
+        mappings = [_to_mapping(r, period=period, source=source, batch_id=batch.id) for r in chunk]
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            _copy(connection, mappings)
+        else:
+            # A plain table insert (executemany) is much faster than the ORM's bulk path.
+            connection.execute(insert(cast(Table, CostFact.__table__)), mappings)
         total += len(chunk)
         if on_chunk is not None:
             on_chunk(total)

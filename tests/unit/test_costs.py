@@ -153,3 +153,13 @@ def test_a_payers_month_counts_from_its_most_detailed_source_only(session):
     assert total == Decimal("105.5")  # FOCUS for payer 999..., demo for payer 555...: never both of one payer
     assert rollups.counted_sources(session, billing_period=dt.date(2026, 3, 1)) == {
         payer: "focus", "555555555555": "demo"}
+
+
+def test_awkward_text_survives_the_bulk_load_unchanged(session):
+    awkward = {"team": "a\tb", "note": "line1\nline2", "path": "C:\\temp\\x", "quote": "it's \"x\"", "nul": "\\N"}
+    row = fact(dt.date(2026, 1, 2), "111111111111", "Amazon EC2", "1.5", tags=awkward,
+               resource_id="arn:aws:ec2:x\\y\tz", usage_type="", usage_quantity=None)
+    ingest.replace_period(session, source="test", billing_period=dt.date(2026, 1, 1), rows=[row])
+    stored = session.scalars(select(CostFact)).one()
+    assert stored.tags == awkward and stored.resource_id == "arn:aws:ec2:x\\y\tz"
+    assert stored.usage_quantity is None and stored.usage_type == "" and stored.team == "a\tb"

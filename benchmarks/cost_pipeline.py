@@ -1,0 +1,149 @@
+"""Import and query speed of the cost pipeline, printed as figures (never asserted).
+
+Generates daily line items for 12 months (accounts, services, regions, usage types and tags with a
+realistic spread), imports them through the same service the importers use (facts + rollups
+committed per billing period), then times the dashboard queries through the cost service with the
+cache off and warm.
+
+    python benchmarks/cost_pipeline.py --database postgresql --rows 10000000
+    python benchmarks/cost_pipeline.py --database sqlite --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+from sqlalchemy import create_engine, text
+
+from dashapp.cli import migrate
+from services import audit, cache, costs, crypto, database, ingest
+from services.crypto import Keyring
+from services.ingest import FactRow
+from services.permissions import Actor
+
+SERVICES = [(f"Service {i:02d}", 1.0 / (i + 1) ** 1.1) for i in range(40)]
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "ap-northeast-1", "global"]
+TEAMS = ["platform", "data", "payments", "web", "ml", "security", ""]
+ACTOR = Actor(user_id=None, username="bench", roles=frozenset({"finance"}))
+
+
+def generate(*, rows: int, accounts: int, months: int, start: dt.date, seed: int = 7) -> Iterator[tuple[dt.date, Iterator[FactRow]]]:
+    """Yield (billing period, its rows) with ``rows`` line items spread over the months."""
+    rng = random.Random(seed)
+    weights = [w for _, w in SERVICES]
+    per_month = rows // months
+    for m in range(months):
+        period = dt.date(start.year + (start.month - 1 + m) // 12, (start.month - 1 + m) % 12 + 1, 1)
+        days = ((period.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - period).days
+
+        def month_rows(period: dt.date = period, days: int = days) -> Iterator[FactRow]:
+            for i in range(per_month):
+                service = rng.choices(SERVICES, weights)[0][0]
+                region = REGIONS[rng.randrange(len(REGIONS))]
+                team = TEAMS[rng.randrange(len(TEAMS))]
+                cost = Decimal(rng.randrange(1, 10_000_000)) / Decimal(100_000)
+                tags = {"team": team, "cost-center": f"CC-{100 + TEAMS.index(team)}"} if team else {}
+                yield FactRow(usage_date=period + dt.timedelta(days=i % days),
+                              usage_account_id=f"{100000000000 + rng.randrange(accounts)}", service=service,
+                              unblended_cost=cost, amortized_cost=cost, net_cost=cost, list_cost=cost,
+                              payer_account_id="999999999999", region=region,
+                              usage_type=f"{region[:2].upper()}-Usage-{rng.randrange(12)}", tags=tags,
+                              usage_quantity=Decimal(rng.randrange(1, 1000)), usage_unit="Hrs")
+
+        yield period, month_rows()
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) >= 20 else max(samples)
+
+
+def time_query(values: dict[str, object], *, repeats: int) -> float:
+    query = costs.parse_query(values)
+    samples = []
+    for _ in range(repeats):
+        with database.session_scope() as session:
+            started = time.perf_counter()
+            costs.query_costs(session, actor=ACTOR, query=query)
+            samples.append((time.perf_counter() - started) * 1000)
+    return p95(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="sqlite")
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+
+    if args.database == "postgresql":
+        name = f"finops_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    try:
+        migrate(url)
+        database.configure(url)
+        crypto.configure(Keyring.generate_spec())
+        audit.configure("benchmark-audit-key-0123")
+        start = dt.date(2025, 1, 1)
+        print(f"database: {args.database}; rows: {args.rows:,}; accounts: {args.accounts}; months: {args.months}")
+
+        imported, started = 0, time.perf_counter()
+        for period, rows in generate(rows=args.rows, accounts=args.accounts, months=args.months, start=start):
+            with database.session_scope() as session:
+                batch = ingest.replace_period(session, source="benchmark", billing_period=period, rows=rows)
+                imported += batch.row_count
+        seconds = time.perf_counter() - started
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"import to queryable: {imported:,} rows in {seconds:.1f} s = {imported / seconds:,.0f} rows/s; "
+              f"peak memory {peak_mib:,.0f} MiB")
+        if args.database == "postgresql":
+            with database.get_engine().begin() as conn:
+                conn.execute(text("ANALYZE"))
+
+        end = dt.date(2025, 12, 31)
+        accounts = [f"{100000000000 + i}" for i in range(20)]
+        queries = {
+            "12-month monthly trend, 20 accounts": {
+                "start": start, "end": end, "granularity": "month", "filters": {"account": accounts}},
+            "top-10 services of a month": {
+                "start": dt.date(2025, 6, 1), "end": dt.date(2025, 6, 30), "granularity": "total",
+                "group_by": ["service"], "top_n": 10},
+            "90-day daily series of one service by team": {
+                "start": dt.date(2025, 9, 1), "end": dt.date(2025, 11, 29), "granularity": "day",
+                "group_by": ["team"], "filters": {"service": ["Service 03"]}},
+            "one-month account > service > usage type (top-N + Other)": {
+                "start": dt.date(2025, 6, 1), "end": dt.date(2025, 6, 30), "granularity": "total",
+                "group_by": ["account", "service", "usage_type"], "top_n": 10},
+        }
+        cache.configure(None, enabled=False)
+        for label, values in queries.items():
+            print(f"query p95, cache off: {time_query(values, repeats=args.repeats):7.2f} ms  {label}")
+        cache.configure(None)
+        for label, values in queries.items():
+            time_query(values, repeats=1)
+            print(f"query p95, cache warm: {time_query(values, repeats=args.repeats):6.2f} ms  {label}")
+    finally:
+        database.get_engine().dispose()
+        if args.database == "postgresql":
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
