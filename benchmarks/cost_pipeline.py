@@ -36,7 +36,8 @@ TEAMS = ["platform", "data", "payments", "web", "ml", "security", ""]
 ACTOR = Actor(user_id=None, username="bench", roles=frozenset({"finance"}))
 
 
-def generate(*, rows: int, accounts: int, months: int, start: dt.date, seed: int = 7) -> Iterator[tuple[dt.date, Iterator[FactRow]]]:
+def generate(*, rows: int, accounts: int, months: int, start: dt.date,
+             seed: int = 7) -> Iterator[tuple[dt.date, Iterator[FactRow]]]:
     """Yield (billing period, its rows) with ``rows`` line items spread over the months."""
     rng = random.Random(seed)
     weights = [w for _, w in SERVICES]
