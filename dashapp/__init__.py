@@ -53,6 +53,7 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         SESSION_TIMEOUT=settings.SESSION_TIMEOUT,
         MFA_REQUIRED=settings.MFA_REQUIRED,
         RATE_LIMIT_LOGIN=settings.RATE_LIMIT_LOGIN,
+        RATE_LIMIT_API=settings.RATE_LIMIT_API,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         LOGIN_LOCKOUT_THRESHOLD=settings.LOGIN_LOCKOUT_THRESHOLD,
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter.init_app(app)
     health.init_app(app)
     app.register_blueprint(auth.bp)
+    limiter.limit(lambda: str(app.config["RATE_LIMIT_API"]), key_func=api.rate_limit_key)(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
     csrf.exempt(health.bp)

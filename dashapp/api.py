@@ -17,6 +17,12 @@ from services.errors import InvalidInput
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+def rate_limit_key() -> str:
+    """Count API calls per signed-in user (per address before sign-in)."""
+    actor = current_actor()
+    return f"user:{actor.user_id}" if actor.user_id is not None else f"ip:{request.remote_addr}"
+
+
 class KpisOut(BaseModel):
     month_to_date: Decimal
     last_month_total: Decimal

@@ -126,6 +126,7 @@ def make_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
         "INSTANCE_DIR": tmp_path,
         "LOG_FORMAT": "text",
         "RATE_LIMIT_LOGIN": "1000/m",
+        "RATE_LIMIT_API": "10000/m",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -51,3 +51,20 @@ def test_costs_endpoint_refuses_bad_input_with_the_field(client, session):
     assert response.status_code == 422 and "before the start" in response.json["error"]
     assert client.get("/api/v1/costs/?start=x&end=2026-01-01").status_code == 422
     assert client.get("/api/v1/costs/?start=2026-01-01&end=2026-01-02&group_by=evil").status_code == 422
+
+
+def test_api_calls_beyond_the_rate_limit_answer_429(db_url, tmp_path):
+    from dashapp import create_app
+    from services import database
+    from tests.conftest import make_settings
+
+    from dashapp.extensions import limiter
+
+    app = create_app(make_settings(db_url, tmp_path, RATE_LIMIT_API="3/h"))
+    limiter.reset()  # counters live in the process: start from zero
+    client = app.test_client()
+    with database.session_scope() as s:
+        make_user(s, username="busy")
+    sign_in_and_enrol(client, "busy")
+    statuses = [client.get("/api/v1/tasks/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
