@@ -140,7 +140,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter.init_app(app)
     health.init_app(app)
     app.register_blueprint(auth.bp)
-    limiter.limit(lambda: str(app.config["RATE_LIMIT_API"]), key_func=api.rate_limit_key)(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
     csrf.exempt(health.bp)

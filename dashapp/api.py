@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from callbacks.context import current_actor
+from dashapp.extensions import limiter
 from services import costs, data_jobs, database, jobs, profiles, schedules, validation
 from services.errors import InvalidInput
 
@@ -21,6 +22,9 @@ def rate_limit_key() -> str:
     """Count API calls per signed-in user (per address before sign-in)."""
     actor = current_actor()
     return f"user:{actor.user_id}" if actor.user_id is not None else f"ip:{request.remote_addr}"
+
+
+limiter.limit(lambda: str(current_app.config["RATE_LIMIT_API"]), key_func=rate_limit_key)(bp)
 
 
 class KpisOut(BaseModel):

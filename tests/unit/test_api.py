@@ -55,10 +55,9 @@ def test_costs_endpoint_refuses_bad_input_with_the_field(client, session):
 
 def test_api_calls_beyond_the_rate_limit_answer_429(db_url, tmp_path):
     from dashapp import create_app
+    from dashapp.extensions import limiter
     from services import database
     from tests.conftest import make_settings
-
-    from dashapp.extensions import limiter
 
     app = create_app(make_settings(db_url, tmp_path, RATE_LIMIT_API="3/h"))
     limiter.reset()  # counters live in the process: start from zero

@@ -70,7 +70,6 @@ def test_wrong_password_shows_one_message_and_is_audited(client, session):
 
 def test_login_rate_limit_answers_429(db_url, tmp_path):
     from dashapp import create_app
-
     from dashapp.extensions import limiter
 
     app = create_app(make_settings(db_url, tmp_path, RATE_LIMIT_LOGIN="3/m"))
