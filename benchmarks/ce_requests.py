@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashapp.cli import migrate  # noqa: E402 - after the path set-up above
 from models import CostDimensionDaily, CostFact  # noqa: E402
-from services import audit, collectors, crypto, database, profiles  # noqa: E402
+from services import audit, collectors, crypto, database, profiles, validation  # noqa: E402
 from services.crypto import Keyring  # noqa: E402
 from services.permissions import Actor  # noqa: E402
 
@@ -115,12 +115,12 @@ def main() -> None:
             audit.configure("benchmark-audit-key-0123456789")
             rows = []
             with database.session_scope() as session:
-                source = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(  # type: ignore[arg-type]
+                source = profiles.create_profile(session, actor=ADMIN, data=validation.parse(  # type: ignore[arg-type]
                     profiles.ProfileCreate, {"name": "source", "access_key_id": KEY_ID, "secret_access_key": SECRET}))
                 for size, payer in ((3, "100000000003"), (200, "100000000200")):
                     accounts = [payer] + [f"2{payer[1:8]}{n:04d}" for n in range(1, size)]
                     seed(moto, payer, accounts)
-                    profile = profiles.create_profile(session, actor=ADMIN, data=profiles.parse(  # type: ignore[arg-type]
+                    profile = profiles.create_profile(session, actor=ADMIN, data=validation.parse(  # type: ignore[arg-type]
                         profiles.ProfileCreate, {"name": f"payer-{size}", "auth_type": "assume_role",
                                                  "role_arn": f"arn:aws:iam::{payer}:role/FinOpsRead",
                                                  "source_profile_id": source.id, "is_payer": True}))

@@ -31,7 +31,7 @@ from models import (
     ResourceUtilisation,
 )
 from models.types import money_sum
-from services import collectors, profiles
+from services import collectors, profiles, validation
 from services.errors import InvalidInput, NotFound
 from services.permissions import Actor
 
@@ -63,14 +63,14 @@ DIMENSIONS = {"REGION": "region", "USAGE_TYPE": "usage_type", "RECORD_TYPE": "ch
 
 
 def _source_profile(session) -> int:
-    data = profiles.parse(profiles.ProfileCreate, {"name": "source", "access_key_id": KEY_ID,
+    data = validation.parse(profiles.ProfileCreate, {"name": "source", "access_key_id": KEY_ID,
                                                    "secret_access_key": SECRET})
     return profiles.create_profile(session, actor=ADMIN, data=data).id  # type: ignore[arg-type]
 
 
 def _role_profile(session, source_id: int, account: str, *, regions: tuple[str, ...] = ("us-east-1",),
                   **extra: object) -> int:
-    data = profiles.parse(profiles.ProfileCreate, {
+    data = validation.parse(profiles.ProfileCreate, {
         "name": f"acct-{account}", "auth_type": "assume_role", "role_arn": f"arn:aws:iam::{account}:role/FinOpsRead",
         "source_profile_id": source_id, "default_regions": list(regions), "is_payer": True, **extra})
     return profiles.create_profile(session, actor=ADMIN, data=data).id  # type: ignore[arg-type]
