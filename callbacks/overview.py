@@ -50,7 +50,7 @@ def rebuild_rollups(set_progress: object, n_clicks: int | None, page_id: str) ->
         set_progress((pct, f"{pct}%", step))  # type: ignore[operator]  # Dash passes a callable
 
     try:
-        task = jobs.run_rollup_rebuild(actor=actor, page_id=page_id, report=report)
+        task = jobs.run_here(actor=actor, kind="rollups.rebuild", parameters={"page_id": page_id}, report=report)
     except DomainError as exc:
         return exc.message
     return overview.job_status(task)

@@ -164,9 +164,11 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
     job_worker = subprocess.Popen([sys.executable, "-m", "dashapp.cli", "demo-worker", "--instance",  # noqa: S603 - our own module
                                    str(settings.INSTANCE_DIR)])
     try:
-        _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 1, "threads": 8,
-                                "worker_class": "gthread", "timeout": 120, "accesslog": None,
-                                "loglevel": "warning"})
+        # Single-threaded workers: Dash's diskcache manager forks a process per background job,
+        # and SQLite must never be open in another thread when a process forks (the child
+        # inherits its lock state and fails with "disk I/O error").
+        _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 4, "worker_class": "sync",
+                                "timeout": 120, "accesslog": None, "loglevel": "warning"})
     finally:
         job_worker.terminate()
         job_worker.wait(10)

@@ -174,18 +174,21 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
     )).all()
     currencies = session.scalars(scoped(select(CostDailyRollup.currency).distinct())).all()
     names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
+    kpis = compute_kpis(session, actor=actor, metric=f.metric, account_ids=f.account_ids, today=today)
+    accounts_list = list_accounts(session, actor=actor)
+    # The audit row is the transaction's only write: last, so the write lock is held for a moment.
     audit.record(session, actor=actor, action="costs.view", object_type="overview",
                  details={"start": f.start.isoformat(), "end": f.end.isoformat(),
                           "accounts": list(f.account_ids), "metric": f.metric})
     return Overview(
         filter=f,
-        kpis=compute_kpis(session, actor=actor, metric=f.metric, account_ids=f.account_ids, today=today),
+        kpis=kpis,
         total=sum((v for _, v in daily), Decimal(0)),
         daily=[(d, v) for d, v in daily],
         top_services=top_n(services, TOP_SERVICES),
         by_account=sorted(((a, names.get(a, ""), v) for a, v in accounts), key=lambda r: r[2], reverse=True),
         currency=currencies[0] if len(currencies) == 1 else ("USD" if not currencies else "mixed"),
-        accounts=list_accounts(session, actor=actor),
+        accounts=accounts_list,
     )
 
 

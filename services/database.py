@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 _session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
 _engine: Engine | None = None
@@ -41,6 +42,9 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the settings this product needs on each database."""
     if url.startswith("sqlite"):
+        # No pool: a connection is opened per session and closed after it, so a process forked
+        # for a background job (Dash's diskcache manager) never inherits an open SQLite handle.
+        kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine

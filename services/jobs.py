@@ -115,8 +115,10 @@ def _view(task: Task) -> TaskView:
 class JobContext:
     """What an executor gets: its parameters, and ways to report progress, log, store results."""
 
-    def __init__(self, *, task_id: int, actor: Actor, parameters: dict[str, Any], cancel: threading.Event) -> None:
+    def __init__(self, *, task_id: int, actor: Actor, parameters: dict[str, Any], cancel: threading.Event,
+                 report: ProgressFn | None = None) -> None:
         self.task_id = task_id
+        self.report = report
         self.actor = actor
         self.parameters = parameters
         self.cancel_event = cancel
@@ -132,6 +134,8 @@ class JobContext:
         """Store progress and the current step (also appended to the log)."""
         with database.session_scope() as session:
             set_progress(session, task_id=self.task_id, progress=pct, step=step)
+        if self.report is not None:
+            self.report(pct, step)
 
     def log(self, line: str) -> None:
         """Append a line to the job's log, readable while it runs."""
@@ -560,9 +564,10 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     return {"actor": actor, "kind": task.kind, "parameters": dict(task.parameters)}
 
 
-def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameters: dict[str, Any]) -> None:
+def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameters: dict[str, Any],
+                 report: ProgressFn | None = None) -> None:
     cancel = threading.Event()
-    ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel)
+    ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel, report=report)
     heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=max(1.0, LEASE_SECONDS / 4))
     heartbeat.start()
     started, cpu_started = time.monotonic(), time.process_time()
@@ -643,36 +648,24 @@ def cancel_tasks_of_page(session: Session, *, actor: Actor, kind: str, page_id: 
     return count
 
 
-def run_rollup_rebuild(*, actor: Actor, page_id: str, report: ProgressFn) -> TaskView:
-    """Rebuild the rollups as a recorded job run right here (inside a Dash background worker)."""
+def run_here(*, actor: Actor, kind: str, parameters: dict[str, object], report: ProgressFn | None = None,
+             owner: str | None = None) -> TaskView:
+    """Record a job as already claimed by this process and run it here (a Dash background worker
+    that shows its progress); it never enters the queue, so no other worker runs it too."""
+    spec = check_may_submit(actor, kind)
+    params = validate_parameters(spec, parameters)
+    owner = owner or worker_id()
+    now = utcnow()
     with database.session_scope() as session:
-        task_id = submit_job(session, actor=actor, kind="rollups.rebuild", parameters={"page_id": page_id}).id
-    owner = worker_id()
+        task = Task(kind=kind, owner_id=actor.user_id, parameters=params.model_dump(mode="json"), status="running",
+                    queued_at=now, started_at=now, attempts=1, lease_owner=owner, step="Started",
+                    lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS))
+        session.add(task)
+        session.flush()
+        task_id = task.id
+        audit.record(session, actor=actor, action="job.submit", object_type="task", object_id=task_id,
+                     details={"kind": kind, "status": "running", "reasons": []})
+    _run_claimed(task_id=task_id, owner=owner, actor=actor, kind=kind, parameters=params.model_dump(mode="json"),
+                 report=report)
     with database.session_scope() as session:
-        claim(session, task_id=task_id, owner=owner)
-    report(0, "Finding billing periods")
-
-    def progress(pct: int, step: str) -> None:
-        with database.session_scope() as session:
-            set_progress(session, task_id=task_id, progress=pct, step=step)
-        report(pct, step)
-
-    started, cpu_started = time.monotonic(), time.process_time()
-    status, error, periods = "succeeded", None, 0
-    try:
-        with database.session_scope() as session:
-            periods = rollups.rebuild_all(
-                session, on_progress=lambda d, t, p: progress(int(d * 100 / t), f"Rebuilt {p:%B %Y} ({d} of {t})"))
-            bump_data_version(session)
-    except Exception as exc:
-        logger.exception("rollup rebuild %s failed", task_id)
-        status, error = "failed", _reason(exc)
-        raise
-    finally:
-        with database.session_scope() as session:
-            finish(session, task_id=task_id, owner=owner, actor=actor, status=status, error=error,
-                   summary={"billing_periods": periods} if status == "succeeded" else None,
-                   wall_seconds=time.monotonic() - started, cpu_seconds=time.process_time() - cpu_started)
-    with database.session_scope() as session:
-        set_progress(session, task_id=task_id, progress=100, step=f"Rebuilt {periods} billing periods")
         return get_task(session, actor=actor, task_id=task_id)
