@@ -72,6 +72,10 @@ class Stack:
 
     totp_secret: str = ""
     last_step: int = -1
+    #: A signed-in browser's cookies and an HTTP session, reused so that each test need not sign
+    #: in again (every sign-in spends a TOTP time step, and the next one waits for a new step).
+    browser_state: dict[str, Any] | None = None
+    http: Any = None
 
     def next_totp_code(self) -> str:
         """Return a code the server has not seen yet (waiting for the next step when needed)."""
@@ -97,9 +101,12 @@ class Stack:
 
 
 def http_session(stack: Stack) -> Any:
-    """Sign in over HTTP like a browser (password, then TOTP); return a requests session that
-    sends the CSRF header on writes, as the Dash front end does."""
+    """Sign in over HTTP like a browser (password, then TOTP), once per stack; return a requests
+    session that sends the CSRF header on writes, as the Dash front end does."""
     import requests
+
+    if stack.http is not None:
+        return stack.http
 
     csrf = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
     http = requests.Session()
@@ -115,6 +122,7 @@ def http_session(stack: Stack) -> Any:
                      data={"code": stack.next_totp_code(), "csrf_token": csrf.search(page).group(1)})
     assert done.status_code == 302, done.text
     http.headers["X-CSRFToken"] = http.cookies["_csrf_token"]
+    stack.http = http
     return http
 
 

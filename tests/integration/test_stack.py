@@ -62,7 +62,8 @@ def test_overview_api_figures_equal_independent_sums_of_the_facts(stack):
         in_range = sum((Decimal(str(v)) for v in conn.scalars(
             select(CostFact.unblended_cost).where(CostFact.usage_date >= start, CostFact.usage_date <= end))),
             Decimal(0))
-        accounts = conn.scalar(select(func.count(func.distinct(CostFact.usage_account_id))))
+        accounts = conn.scalar(select(func.count(func.distinct(CostFact.usage_account_id)))
+                               .where(CostFact.usage_date >= start, CostFact.usage_date <= end))
     engine.dispose()
     assert Decimal(body["kpis"]["month_to_date"]) == mtd
     assert Decimal(body["total"]) == in_range
