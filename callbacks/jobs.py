@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from callbacks.context import actor_from_payload, current_actor
 from layouts import ids
 from layouts import jobs as layout
-from services import database, jobs, profiles
+from services import database, jobs, profiles, schedules, validation
 from services.errors import DomainError
 
 WATCH_SECONDS = 50 * 60  # under the worker's time limit; the page says to reload after that
@@ -48,11 +48,7 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
         return no_update, no_update
     actor = current_actor()
     try:
-        schema = jobs.get_kind(kind).parameters.model_json_schema()
-        parameters = {f["name"]: _coerce(schema, f["name"], v) for f, v in zip(field_ids, values, strict=True)
-                      if v is not None}
-        if "page_id" in schema.get("properties", {}):
-            parameters["page_id"] = page_id
+        parameters = _form_parameters(kind, values, field_ids, page_id)
         with database.session_scope() as session:
             view = jobs.submit_job(session, actor=actor, kind=kind, parameters=parameters,
                                    policy=jobs.current_policy())
@@ -69,6 +65,34 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
     return layout.dbc.Alert([text, " ", layout.dcc.Link("Watch it", href=f"/jobs/{view.id}")],
                             color="warning" if view.status == "awaiting_approval" else "success",
                             className="py-2"), 0
+
+
+def _form_parameters(kind: str, values: list[Any], field_ids: list[dict[str, str]], page_id: str) -> dict[str, Any]:
+    schema = jobs.get_kind(kind).parameters.model_json_schema()
+    parameters = {f["name"]: _coerce(schema, f["name"], v) for f, v in zip(field_ids, values, strict=True)
+                  if v is not None}
+    if "page_id" in schema.get("properties", {}):
+        parameters["page_id"] = page_id
+    return parameters
+
+
+def save_schedule(n_clicks: int | None, kind: str | None, name: str | None, cron: str | None, values: list[Any],
+                  field_ids: list[dict[str, str]], page_id: str) -> tuple[object, object]:
+    """Save the form's job to run on a cron schedule."""
+    if not n_clicks or not kind:
+        return no_update, no_update
+    actor = current_actor()
+    try:
+        data = validation.parse(schedules.ScheduleCreate, {
+            "name": name or "", "kind": kind, "cron": cron or "",
+            "parameters": _form_parameters(kind, values, field_ids, page_id)}, default_field="schedule")
+        with database.session_scope() as session:
+            view = schedules.create_schedule(session, actor=actor, data=data)
+            listed = schedules.list_schedules(session, actor=actor)
+    except DomainError as exc:
+        return layout.dbc.Alert(exc.message, color="danger", className="py-2"), no_update
+    return (layout.dbc.Alert(f"Schedule '{view.name}' saved: next run {view.next_run_at:%Y-%m-%d %H:%M} UTC.",
+                             color="success", className="py-2"), layout.schedules_table(listed))
 
 
 def page_number(_prev: int | None, _next: int | None, _status: str | None, _kind: str | None,
@@ -178,6 +202,13 @@ def register(app: Dash) -> None:
         State({"type": ids.JOBS_PARAM, "name": ALL}, "value"), State({"type": ids.JOBS_PARAM, "name": ALL}, "id"),
         State(ids.PAGE_LOAD_ID, "data"), prevent_initial_call=True,
     )(submit)
+    app.callback(
+        Output(ids.JOBS_SUBMIT_MESSAGE, "children", allow_duplicate=True), Output(ids.SCHEDULES_TABLE, "children"),
+        Input(ids.SCHEDULE_SAVE, "n_clicks"), State(ids.JOBS_KIND, "value"), State(ids.SCHEDULE_NAME, "value"),
+        State(ids.SCHEDULE_CRON, "value"),
+        State({"type": ids.JOBS_PARAM, "name": ALL}, "value"), State({"type": ids.JOBS_PARAM, "name": ALL}, "id"),
+        State(ids.PAGE_LOAD_ID, "data"), prevent_initial_call=True,
+    )(save_schedule)
     app.callback(
         Output(ids.JOBS_PAGE_NUMBER, "data"),
         Input(ids.JOBS_PREV, "n_clicks"), Input(ids.JOBS_NEXT, "n_clicks"),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
 from layouts import data, ids, jobs, overview, shell
-from services import costs, database, profiles
+from services import costs, database, profiles, schedules
 from services import jobs as job_service
 from services.errors import DomainError
 from services.permissions import Actor
@@ -41,8 +41,8 @@ def render_page(pathname: str | None, search: str | None) -> object:
                                     accounts=costs.list_accounts(session, actor=actor))
         elif path == "/jobs":
             kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]
-            content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor,
-                                                                          limit=jobs.PAGE_SIZE))
+            content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor, limit=jobs.PAGE_SIZE),
+                                schedules=schedules.list_schedules(session, actor=actor))
         elif path == "/data":
             content = data.page(profiles=profiles.list_profiles(session, actor=actor),
                                 can_manage=actor.has_role("admin"), regions=sorted(profiles.AWS_REGIONS))

@@ -12,6 +12,7 @@ from layouts import ids
 
 if TYPE_CHECKING:
     from services.jobs import TaskView
+    from services.schedules import ScheduleView
 
 STATUS_COLORS = {"succeeded": "success", "failed": "danger", "cancelled": "secondary", "running": "primary",
                  "queued": "info", "pending": "light", "awaiting_approval": "warning"}
@@ -20,15 +21,37 @@ PAGE_SIZE = 25
 HIDDEN_FIELDS = {"page_id"}
 
 
-def page(*, kinds: Sequence[tuple[str, str]], tasks: list[TaskView]) -> list[object]:
-    """Return the jobs page: a form to start one, and the history."""
+def page(*, kinds: Sequence[tuple[str, str]], tasks: list[TaskView],
+         schedules: Sequence[ScheduleView] = ()) -> list[object]:
+    """Return the jobs page: a form to start one (or save it on a schedule), the history, the schedules."""
     return [
         html.H1("Jobs", className="h3 mb-3"),
         dbc.Row([
             dbc.Col(start_card(kinds), lg=4),
-            dbc.Col(history_card(kinds, tasks), lg=8),
+            dbc.Col([history_card(kinds, tasks),
+                     dbc.Card([dbc.CardHeader("Schedules"),
+                               dbc.CardBody(schedules_table(schedules), id=ids.SCHEDULES_TABLE)],
+                              className="shadow-sm mt-3")], lg=8),
         ], className="g-3"),
     ]
+
+
+def schedules_table(schedules: Sequence[ScheduleView]) -> object:
+    """Return the saved schedules with their last and next run (UTC)."""
+    if not schedules:
+        return html.P("No schedules. Fill the form, give a name and a cron expression, and save it.",
+                      className="small text-body-secondary mb-0")
+
+    def when(value: object) -> str:
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
+
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("Name", "Kind", "Cron (UTC)", "Last run", "Next run")])),
+        html.Tbody([html.Tr([html.Td(s.name), html.Td(s.kind), html.Td(html.Code(s.cron)),
+                             html.Td(when(s.last_run_at), className="small"),
+                             html.Td(when(s.next_run_at) if s.is_enabled else "disabled", className="small")])
+                    for s in schedules]),
+    ], size="sm", hover=True, responsive=True, className="mb-0")
 
 
 def start_card(kinds: Sequence[tuple[str, str]]) -> dbc.Card:
@@ -43,6 +66,11 @@ def start_card(kinds: Sequence[tuple[str, str]]) -> dbc.Card:
             html.Div(id=ids.JOBS_PARAMS),
             dbc.Button("Start", id=ids.JOBS_SUBMIT, color="primary", className="mt-2"),
             html.Div(id=ids.JOBS_SUBMIT_MESSAGE, className="mt-2"),
+            html.Hr(),
+            html.P("Or run it on a schedule:", className="small mb-1"),
+            dbc.Input(id=ids.SCHEDULE_NAME, placeholder="Schedule name", className="mb-2"),
+            dbc.Input(id=ids.SCHEDULE_CRON, placeholder="Cron in UTC, e.g. 0 6 * * 1-5", className="mb-2"),
+            dbc.Button("Save schedule", id=ids.SCHEDULE_SAVE, color="outline-primary", size="sm"),
         ]
     return dbc.Card([dbc.CardHeader("Start a job"), dbc.CardBody(body)], className="shadow-sm")
 

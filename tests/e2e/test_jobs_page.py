@@ -70,3 +70,19 @@ def test_history_filters_by_status(page, stack):
     expect(rows.first).to_be_visible()
     for text in rows.all_inner_texts():
         assert "cancelled" in text
+
+
+def test_save_a_job_on_a_schedule_and_see_its_next_run(page, stack):
+    sign_in(page, stack)
+    page.goto(f"{stack.base_url}/jobs")
+    page.locator("#jobs-kind").click()
+    page.get_by_role("option", name="Count steps (tests)").click()
+    page.fill("#schedule-name", f"nightly {stack.kind}")
+    page.fill("#schedule-cron", "every day")
+    page.click("#schedule-save")
+    expect(page.locator("#jobs-submit-message .alert-danger")).to_contain_text("cron")
+    page.fill("#schedule-cron", "0 6 * * *")
+    page.click("#schedule-save")
+    expect(page.locator("#jobs-submit-message .alert-success")).to_contain_text("next run")
+    expect(page.locator("#schedules-table")).to_contain_text(f"nightly {stack.kind}")
+    expect(page.locator("#schedules-table")).to_contain_text("06:00 UTC")
