@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, select
+from sqlalchemy import and_, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup
@@ -17,19 +17,22 @@ _COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
 SOURCE_PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
 
 
-def _priority() -> ColumnElement[int]:
-    return case({name: rank for rank, name in enumerate(SOURCE_PRIORITY)}, value=CostFact.source,
-                else_=len(SOURCE_PRIORITY))
-
-
-def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, str]:
-    """Return, per payer account, the source whose facts count for this billing period."""
+def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, set[str]]:
+    """Return, per payer account, the source(s) whose facts count for this billing period."""
     rows = session.execute(
-        select(CostFact.payer_account_id, func.min(_priority()))
-        .where(CostFact.billing_period == billing_period).group_by(CostFact.payer_account_id)
+        select(CostFact.payer_account_id, CostFact.source)
+        .where(CostFact.billing_period == billing_period).distinct()
     ).all()
-    names = {rank: name for rank, name in enumerate(SOURCE_PRIORITY)}
-    return {payer: names.get(rank, "other") for payer, rank in rows}
+    by_payer: dict[str, set[str]] = {}
+    for payer, source in rows:
+        by_payer.setdefault(payer, set()).add(source)
+    rank = {name: i for i, name in enumerate(SOURCE_PRIORITY)}
+
+    def best(sources: set[str]) -> set[str]:
+        top = min(rank.get(s, len(SOURCE_PRIORITY)) for s in sources)
+        return {s for s in sources if rank.get(s, len(SOURCE_PRIORITY)) == top}
+
+    return {payer: best(sources) for payer, sources in by_payer.items()}
 
 
 def _cost_columns() -> list[object]:
@@ -40,10 +43,12 @@ def _cost_columns() -> list[object]:
 
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
-    best = (select(CostFact.payer_account_id.label("payer"), func.min(_priority()).label("rank"))
-            .where(CostFact.billing_period == billing_period).group_by(CostFact.payer_account_id).subquery())
-    in_period = and_(CostFact.billing_period == billing_period, exists().where(
-        best.c.payer == CostFact.payer_account_id, best.c.rank == _priority()))
+    # Which source counts for each payer is decided first (a handful of rows), then the facts are
+    # read with a plain condition: a correlated subquery here would run once per fact.
+    counted = counted_sources(session, billing_period=billing_period)
+    in_period = and_(CostFact.billing_period == billing_period, or_(false(), *(
+        and_(CostFact.payer_account_id == payer, CostFact.source.in_(sorted(sources)))
+        for payer, sources in counted.items())))
     specs: list[tuple[type[CostDailyRollup | CostAllocationRollup | CostMonthlyRollup], list[str]]] = [
         (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id",
                            "service", "region", "currency"]),

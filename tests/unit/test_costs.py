@@ -152,7 +152,7 @@ def test_a_payers_month_counts_from_its_most_detailed_source_only(session):
     total = session.scalar(select(money_sum(CostDailyRollup.unblended_cost)))
     assert total == Decimal("105.5")  # FOCUS for payer 999..., demo for payer 555...: never both of one payer
     assert rollups.counted_sources(session, billing_period=dt.date(2026, 3, 1)) == {
-        payer: "focus", "555555555555": "demo"}
+        payer: {"focus"}, "555555555555": {"demo"}}
 
 
 def test_awkward_text_survives_the_bulk_load_unchanged(session):
