@@ -23,7 +23,7 @@ def show_parameters(kind: str | None) -> list[object]:
         return []
     actor = current_actor()
     try:
-        schema = jobs.get_kind(kind).parameters.model_json_schema()
+        schema = jobs.get_kind(kind).form_schema()
     except DomainError as exc:
         return [layout.html.P(exc.message)]
     with database.session_scope() as session:
@@ -68,7 +68,7 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
 
 
 def _form_parameters(kind: str, values: list[Any], field_ids: list[dict[str, str]], page_id: str) -> dict[str, Any]:
-    schema = jobs.get_kind(kind).parameters.model_json_schema()
+    schema = jobs.get_kind(kind).form_schema()
     parameters = {f["name"]: _coerce(schema, f["name"], v) for f, v in zip(field_ids, values, strict=True)
                   if v is not None}
     if "page_id" in schema.get("properties", {}):
@@ -135,13 +135,14 @@ def watch(set_progress: Any, task_id: int | None, page_id: str) -> str:
     last: tuple[object, ...] = ()
     while time.monotonic() < deadline:
         try:
-            view, log, _results = _snapshot(task_id, actor)
+            view, log, results = _snapshot(task_id, actor)
         except DomainError:
             return "stopped"
-        state = (view.status, view.progress, view.step, len(log))
+        # Result files appear as they are kept (an aws-finops job keeps each profile's as it ends).
+        state = (view.status, view.progress, view.step, len(log), len(results))
         if state != last:
             set_progress((view.progress, f"{view.progress}%", view.error or view.step, layout.status_badge(view),
-                          log[-20000:]))
+                          log[-20000:], layout.results_list(view.id, results)))
             last = state
         if view.is_finished:
             return view.status
@@ -227,7 +228,7 @@ def register(app: Dash) -> None:
         background=True,
         progress=[Output(ids.JOB_DETAIL_PROGRESS, "value"), Output(ids.JOB_DETAIL_PROGRESS, "label"),
                   Output(ids.JOB_DETAIL_STEP, "children"), Output(ids.JOB_DETAIL_STATUS, "children"),
-                  Output(ids.JOB_DETAIL_LOG, "children")],
+                  Output(ids.JOB_DETAIL_LOG, "children"), Output(ids.JOB_DETAIL_RESULTS, "children")],
         interval=700,
     )(watch)
     app.callback(
@@ -236,7 +237,7 @@ def register(app: Dash) -> None:
         Output(ids.JOB_DETAIL_STEP, "children", allow_duplicate=True),
         Output(ids.JOB_DETAIL_STATUS, "children", allow_duplicate=True),
         Output(ids.JOB_DETAIL_LOG, "children", allow_duplicate=True),
-        Output(ids.JOB_DETAIL_RESULTS, "children"),
+        Output(ids.JOB_DETAIL_RESULTS, "children", allow_duplicate=True),
         Output(ids.JOB_DETAIL_MESSAGE, "children", allow_duplicate=True),
         Input(ids.JOB_WATCH_DONE, "data"), State(ids.JOB_ID, "data"), prevent_initial_call=True,
     )(show_final)

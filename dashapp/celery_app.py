@@ -7,6 +7,11 @@ from celery.signals import worker_process_init
 
 from services import database
 
+#: Jobs: heavy, few, run by `worker` in processes.
+JOBS_QUEUE = "celery"
+#: Dash background callbacks (a page watching a job, the overview's rebuild): light, many, waiting
+#: most of the time; run by `worker --interactive` in threads, so they never take a job's place.
+INTERACTIVE_QUEUE = "interactive"
 HARD_TIME_LIMIT = 3600
 SOFT_TIME_LIMIT = 3300
 
@@ -30,6 +35,9 @@ def make_celery(broker_url: str, result_url: str | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         task_track_started=True,
         timezone="UTC",
+        task_default_queue=JOBS_QUEUE,
+        # Dash names each background callback's task "background_callback_<key>".
+        task_routes={"background_callback_*": {"queue": INTERACTIVE_QUEUE}},
     )
     return app
 

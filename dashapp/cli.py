@@ -214,14 +214,25 @@ def _celery_app() -> Any:
 
 
 @main.command()
-@click.option("--concurrency", default=2, show_default=True, type=int, help="Prefork processes.")
+@click.option("--concurrency", default=None, type=int,
+              help="Prefork processes for jobs (default 2), or threads with --interactive (default 16).")
 @click.option("--loglevel", default="INFO", show_default=True, help="Celery log level.")
-@click.option("--queues", default="celery", show_default=True, help="Comma-separated queues.")
-def worker(concurrency: int, loglevel: str, queues: str) -> None:
-    """Run a Celery worker (prefork pool, so that cancel can stop a job)."""
+@click.option("--queues", default=None, help="Comma-separated queues (default: celery, or interactive).")
+@click.option("--interactive", is_flag=True,
+              help="Serve the pages' live updates (Dash background callbacks) in threads, instead of jobs.")
+def worker(concurrency: int | None, loglevel: str, queues: str | None, interactive: bool) -> None:
+    """Run a Celery worker: jobs in a prefork pool (so that cancel can stop a job), or, with
+    --interactive, the pages' live updates in a thread pool. A deployment runs both kinds: a page
+    that watches a job waits on it for minutes, and must never hold a process a job needs."""
+    from dashapp.celery_app import INTERACTIVE_QUEUE, JOBS_QUEUE
+
+    pool, default_concurrency, default_queue = (("threads", 16, INTERACTIVE_QUEUE) if interactive
+                                                else ("prefork", 2, JOBS_QUEUE))
+    # A node name of its own: several workers on one host must not answer as one.
+    node = f"{'interactive' if interactive else 'jobs'}-{os.getpid()}@%h"
     _celery_app().worker_main([
-        "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-        f"--queues={queues}", "--without-gossip", "--without-mingle",
+        "worker", f"--hostname={node}", f"--pool={pool}", f"--concurrency={concurrency or default_concurrency}",
+        f"--loglevel={loglevel}", f"--queues={queues or default_queue}", "--without-gossip", "--without-mingle",
     ])
 
 
@@ -255,11 +266,16 @@ def db_upgrade(revision: str) -> None:
 @main.command("create-admin")
 @click.option("--username", required=True, help="Login name of the new administrator.")
 @click.option("--email", default=None, help="E-mail address (optional).")
-def create_admin(username: str, email: str | None) -> None:
+@click.option("--instance", "instance_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Add the account to the embedded default's instance folder instead of DATABASE_URL.")
+def create_admin(username: str, email: str | None, instance_dir: Path | None) -> None:
     """Create an administrator and print a generated password once."""
     from services.errors import DomainError
 
-    _configure_services(_settings_or_exit())
+    if instance_dir is not None and not (instance_dir / "secrets.json").is_file():
+        click.echo(f"Error: {instance_dir} is not an instance folder of `finops-dashboard demo`.", err=True)
+        sys.exit(2)
+    _configure_services(_settings_or_exit(embedded_settings(instance_dir) if instance_dir else None))
     try:
         password = _create_admin(username, email)
     except DomainError as exc:

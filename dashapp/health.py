@@ -45,11 +45,17 @@ def _check_workers() -> health.Check:
     celery_app = current_app.extensions.get("celery")
     if celery_app is None:
         return health.Check("workers", True, "embedded (background processes)")
+    from dashapp.celery_app import INTERACTIVE_QUEUE, JOBS_QUEUE
+
     try:
-        replies = celery_app.control.ping(timeout=1.0) or []
+        replies = celery_app.control.inspect(timeout=1.0).active_queues() or {}
     except Exception as exc:  # noqa: BLE001 - a broker error means no worker can be seen
         return health.Check("workers", False, type(exc).__name__)
-    return health.Check("workers", bool(replies), f"{len(replies)} responding")
+    # Jobs need a `worker`; the pages' live updates a `worker --interactive`.
+    counts = {name: sum(any(q.get("name") == queue for q in queues) for queues in replies.values())
+              for name, queue in (("jobs", JOBS_QUEUE), ("interactive", INTERACTIVE_QUEUE))}
+    return health.Check("workers", all(counts.values()),
+                        f"{len(replies)} responding ({', '.join(f'{n}: {c}' for n, c in counts.items())})")
 
 
 def _as_json(checks: list[health.Check]) -> tuple[Response, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ from sqlalchemy.pool import NullPool
 
 _session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
 _engine: Engine | None = None
+#: The process whose pool _engine holds.
+_pool_pid = os.getpid()
 
 
 class _DecimalSum:
@@ -55,12 +58,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def configure(url: str, **kwargs: Any) -> Engine:
     """Bind the process-wide session factory to a database URL."""
-    global _engine
+    global _engine, _pool_pid
     if _engine is not None:
         if str(_engine.url) == str(make_url(url)) and not kwargs:
             return _engine
         _engine.dispose()
-    _engine = make_engine(url, **kwargs)
+    _engine, _pool_pid = make_engine(url, **kwargs), os.getpid()
     _session_factory.configure(bind=_engine)
     return _engine
 
@@ -73,9 +76,14 @@ def get_engine() -> Engine:
 
 
 def after_fork() -> None:
-    """Drop connections inherited from a parent process (never share sockets across a fork)."""
-    if _engine is not None:
+    """Drop connections inherited from a parent process (never share sockets across a fork).
+
+    Does nothing in the process that made the pool (a thread-pool worker calls this from every
+    background callback: its pool is its own and shared by its threads)."""
+    global _pool_pid
+    if _engine is not None and _pool_pid != os.getpid():
         _engine.dispose(close=False)
+        _pool_pid = os.getpid()
 
 
 @contextmanager

@@ -170,6 +170,16 @@ class JobKind:
     profile_ids: Callable[[BaseModel], list[int]] = lambda _p: []
     changes_aws: bool = False
 
+    def form_schema(self) -> dict[str, Any]:
+        """The parameters' JSON schema with every default filled in, including those a factory
+        makes (which the schema leaves out), so that a form starts from what the job would use."""
+        schema = self.parameters.model_json_schema()
+        for name, info in self.parameters.model_fields.items():
+            prop = schema.get("properties", {}).get(name)
+            if prop is not None and "default" not in prop and info.default_factory is not None:
+                prop["default"] = info.get_default(call_default_factory=True, validated_data={})
+        return schema
+
 
 _KINDS: dict[str, JobKind] = {}
 

@@ -95,6 +95,21 @@ class Stack:
         self.processes[0] = _spawn([CLI, "worker", "--concurrency", "2", "--loglevel", "WARNING"], self.env,
                                    self.logs[1])
 
+    def add_admin(self, username: str) -> Stack:
+        """Create another administrator with `create-admin`, the way an operator does; return this
+        stack as that user sees it (they enrol TOTP at their first sign-in)."""
+        import dataclasses
+
+        argv = [CLI, "create-admin", "--username", username]
+        if self.kind == "embedded":
+            argv += ["--instance", str(Path(self.database_url.removeprefix("sqlite:///")).parent)]
+        env = self.env or {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        created = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+        password = re.search(r"Password \(shown once\): (\S+)", created.stdout)
+        assert created.returncode == 0 and password, created.stdout + created.stderr
+        return dataclasses.replace(self, username=username, password=password.group(1), totp_secret="",
+                                   last_step=-1, browser_state=None, http=None)
+
     def close(self) -> None:
         for process in reversed(self.processes):
             stop(process)
@@ -190,12 +205,14 @@ def start_production(tmp: Path, database_url: str, redis_db: int, *, aws_endpoin
     assert password, created.stdout + created.stderr
     port = free_port()
     web_log, worker_log, beat_log = tmp / "web.log", tmp / "worker.log", tmp / "beat.log"
+    live_log = tmp / "interactive.log"
     worker = _spawn([CLI, "worker", "--concurrency", "2", "--loglevel", "WARNING"], env, worker_log)
+    live = _spawn([CLI, "worker", "--interactive", "--loglevel", "WARNING"], env, live_log)
     beat = _spawn([CLI, "beat", "--loglevel", "WARNING"], env, beat_log)
     web = _spawn([CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"], env, web_log)
     stack = Stack(base_url=f"http://127.0.0.1:{port}", username="admin", password=password.group(1),
-                  database_url=database_url, kind="production", processes=[worker, beat, web],
-                  logs=[web_log, worker_log, beat_log], env=env)
+                  database_url=database_url, kind="production", processes=[worker, beat, web, live],
+                  logs=[web_log, worker_log, beat_log, live_log], env=env)
     try:
         wait_for_http(f"{stack.base_url}/health/live/", timeout=60, process=web, log=web_log)
         wait_for_http(f"{stack.base_url}/health/", timeout=60, process=worker, log=worker_log)

@@ -24,7 +24,7 @@ def test_health_reports_every_part(stack):
     if stack.kind == "production":
         assert checks["database"]["detail"] == "postgresql"
         assert checks["cache"]["detail"] == checks["broker"]["detail"] == "redis"
-        assert checks["workers"]["detail"] == "1 responding"
+        assert checks["workers"]["detail"] == "2 responding (jobs: 1, interactive: 1)"
     else:
         assert checks["database"]["detail"] == "sqlite"
         assert checks["workers"]["detail"].startswith("embedded")

@@ -42,6 +42,13 @@ def test_create_admin_prints_a_password_once_and_refuses_a_duplicate(db_url):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_create_admin_refuses_a_folder_that_is_not_a_demo_instance(tmp_path):
+    result = _run(["create-admin", "--username", "ops", "--instance", str(tmp_path / "nowhere")])
+    assert result.returncode == 2
+    assert "is not an instance folder of `finops-dashboard demo`" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_audit_verify_reports_an_intact_chain(db_url):
     env = {"SECRET_KEY": TEST_SECRET, "DATABASE_URL": db_url, "ENCRYPTION_KEYS": TEST_KEYS,
            "AUDIT_HMAC_KEY": TEST_AUDIT_KEY, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15"}

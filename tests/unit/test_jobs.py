@@ -185,3 +185,14 @@ def test_unpublished_and_abandoned_jobs_are_found_for_republishing(people):
         jobs.mark_published(s, task_ids=[queued.id])
     with database.session_scope() as s:
         assert jobs.stale_task_ids(s, now=utcnow()) == []
+
+
+def test_form_schema_fills_in_defaults_that_a_factory_makes():
+    import services.cli_jobs  # noqa: F401 - registers the aws-finops kinds
+
+    audit = jobs.get_kind("aws_finops.audit")
+    assert "default" not in audit.parameters.model_json_schema()["properties"]["regions"]
+    schema = audit.form_schema()
+    assert schema["properties"]["regions"]["default"] == ["us-east-1"]
+    assert schema["properties"]["report_types"]["default"] == ["json"]
+    assert "default" not in schema["properties"]["profile_ids"]  # required: the user chooses
