@@ -1,4 +1,4 @@
-"""Data page: add and test AWS profiles, collect now, upload a cost file to import."""
+"""Data page: add and test AWS profiles, collect now, import a cost export (upload or S3)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,23 @@ def upload(contents: str | None, file_name: str | None) -> object:
     return _queued(view, f"The import of {file_name}")
 
 
+def import_s3(n_clicks: int | None, profile_id: int | None, bucket: str | None, path: str | None) -> object:
+    """Start the import of an export in S3: a manifest's key (.json) or a key prefix."""
+    if not n_clicks:
+        return no_update
+    if profile_id is None:
+        return layout.message("Choose the profile that may read the bucket.", color="warning")
+    path = (path or "").strip()
+    location = {"manifest_key": path} if path.endswith(".json") else {"prefix": path}
+    try:
+        with database.session_scope() as session:
+            view = jobs.submit_job(session, actor=current_actor(), kind="import.s3", policy=jobs.current_policy(),
+                                   parameters={"profile_id": profile_id, "bucket": (bucket or "").strip(), **location})
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+    return _queued(view, f"The import of s3://{bucket}/{path}")
+
+
 def register(app: Dash) -> None:
     """Register the data page's callbacks."""
     field = {"type": ids.PROFILE_FORM_FIELD, "name": ALL}
@@ -107,3 +124,6 @@ def register(app: Dash) -> None:
                  prevent_initial_call=True)(collect)
     app.callback(Output(ids.IMPORT_MESSAGE, "children"), Input(ids.IMPORT_UPLOAD, "contents"),
                  State(ids.IMPORT_UPLOAD, "filename"), prevent_initial_call=True)(upload)
+    app.callback(Output(ids.IMPORT_MESSAGE, "children", allow_duplicate=True), Input(ids.IMPORT_S3_START, "n_clicks"),
+                 State(ids.IMPORT_S3_PROFILE, "value"), State(ids.IMPORT_S3_BUCKET, "value"),
+                 State(ids.IMPORT_S3_PATH, "value"), prevent_initial_call=True)(import_s3)

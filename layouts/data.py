@@ -22,7 +22,7 @@ def page(*, profiles: Sequence[ProfileRead], can_manage: bool, regions: Sequence
         html.H1("Data sources", className="h3 mb-3"),
         dbc.Row([
             dbc.Col(profiles_card(profiles, can_manage=can_manage), lg=8),
-            dbc.Col([add_profile_card(profiles, regions) if can_manage else html.Div(), import_card()], lg=4),
+            dbc.Col([add_profile_card(profiles, regions) if can_manage else html.Div(), import_card(profiles)], lg=4),
         ], className="g-3"),
     ]
 
@@ -100,8 +100,8 @@ def add_profile_card(profiles: Sequence[ProfileRead], regions: Sequence[str]) ->
     ])], className="shadow-sm mb-3")
 
 
-def import_card() -> dbc.Card:
-    """Return the upload area for CUR 2.0 and FOCUS files."""
+def import_card(profiles: Sequence[ProfileRead]) -> dbc.Card:
+    """Return the upload area for CUR 2.0 and FOCUS files, and the form to import an export from S3."""
     return dbc.Card([dbc.CardHeader("Import a cost file"), dbc.CardBody([
         html.P(["CUR 2.0 or FOCUS 1.0–1.2, as .csv, .csv.gz or .parquet, up to "
                 f"{MAX_UPLOAD_MB} MB here (larger files: ", html.Code("POST /api/v1/imports/"), ")."],
@@ -109,6 +109,17 @@ def import_card() -> dbc.Card:
         dcc.Upload(id=ids.IMPORT_UPLOAD, children=html.Div(["Drop a file here or ", html.A("choose one")]),
                    max_size=MAX_UPLOAD_MB * 1024 * 1024, multiple=False,
                    className="border border-2 border-secondary-subtle rounded p-4 text-center"),
+        html.Hr(),
+        html.H2("From S3", className="h6"),
+        html.P("An export that AWS Data Exports (CUR 2.0 or FOCUS) or legacy CUR writes to a bucket: "
+               "every file under a prefix, or the files its manifest lists.", className="small"),
+        dcc.Dropdown(id=ids.IMPORT_S3_PROFILE, options=[{"label": p.name, "value": p.id} for p in profiles],
+                     placeholder="Profile that may read the bucket", className="mb-2"),
+        dbc.Input(id=ids.IMPORT_S3_BUCKET, placeholder="Bucket, e.g. corp-cost-exports", className="mb-2",
+                  maxLength=63),
+        dbc.Input(id=ids.IMPORT_S3_PATH, className="mb-2", maxLength=1024,
+                  placeholder="Prefix, e.g. cur/daily/data/BILLING_PERIOD=2026-10/, or a manifest's .json key"),
+        dbc.Button("Import from S3", id=ids.IMPORT_S3_START, color="primary", size="sm"),
         html.Div(id=ids.IMPORT_MESSAGE, className="mt-2"),
     ])], className="shadow-sm")
 

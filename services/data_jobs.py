@@ -1,4 +1,4 @@
-"""Job kinds that bring data in: collecting a profile's AWS data, importing an uploaded cost file."""
+"""Job kinds that bring data in: collecting a profile's AWS data, importing a cost export (uploaded or in S3)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import logging
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import typing
 from pathlib import Path
 from typing import IO, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from services import collectors, database, importers, profiles
+from services import collectors, database, importers, profiles, s3_exports
 from services.errors import InvalidInput
 from services.jobs import JobCancelled, JobContext, JobKind, register_kind
 
@@ -117,31 +120,83 @@ def save_upload(stream: IO[bytes], *, file_name: str) -> str:
     return upload_id
 
 
-def _run_import(ctx: JobContext) -> dict[str, object]:
-    params = ImportUpload.model_validate(ctx.parameters)
-    if _uploads_root is None:
-        raise InvalidInput("Uploads are not configured on this server.")
-    path = _uploads_root / params.upload_id
-    if not path.is_file():
-        raise InvalidInput("The uploaded file is no longer here: upload it again.")
-    ctx.progress(1, f"Reading {params.file_name or params.upload_id}")
+def _import(ctx: JobContext, paths: list[Path], file_name: str | None,
+            labels: list[str] | None = None) -> dict[str, object]:
+    """Import files as one export, all or nothing, in this job's transaction."""
 
     def progress(rows: int) -> None:
+        # Inside the import's transaction: on SQLite nothing may write through another connection.
         if ctx.is_cancelled():
             raise JobCancelled()
         logger.debug("import of job %s at %s rows", ctx.task_id, rows)
 
-    try:
-        # All or nothing: an invalid file raises, the transaction rolls back, nothing changes.
-        with database.session_scope() as session:
-            result = importers.import_file(session, path=path, file_name=params.file_name or None,
-                                           actor_id=ctx.actor.user_id, on_progress=progress)
-    finally:
-        path.unlink(missing_ok=True)
+    # All or nothing: an invalid file raises, the transaction rolls back, nothing changes.
+    with database.session_scope() as session:
+        result = importers.import_files(session, paths=paths, file_name=file_name, actor_id=ctx.actor.user_id,
+                                        on_progress=progress, labels=labels)
     ctx.progress(100, f"Imported {result.rows:,} rows ({result.format})")
     return {"format": result.format, "rows": result.rows, "providers": result.providers,
             "billing_periods": [p.isoformat() for p in result.billing_periods]}
 
 
+def _uploads() -> Path:
+    if _uploads_root is None:
+        raise InvalidInput("Uploads are not configured on this server.")
+    return _uploads_root
+
+
+def _run_import(ctx: JobContext) -> dict[str, object]:
+    params = ImportUpload.model_validate(ctx.parameters)
+    path = _uploads() / params.upload_id
+    if not path.is_file():
+        raise InvalidInput("The uploaded file is no longer here: upload it again.")
+    ctx.progress(1, f"Reading {params.file_name or params.upload_id}")
+    try:
+        return _import(ctx, [path], params.file_name or None)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 register_kind(JobKind(name="import.file", label="Import a cost file (CUR 2.0 or FOCUS)",
                       roles=("admin", "finance"), parameters=ImportUpload, run=_run_import))
+
+
+class ImportS3(s3_exports.S3Location):
+    """Parameters of an import from S3: the profile that may read the bucket, and the export."""
+
+    profile_id: int = Field(title="Profile", description="A profile allowed to read the bucket.")
+
+
+def _run_import_s3(ctx: JobContext) -> dict[str, object]:
+    params = ImportS3.model_validate(ctx.parameters)
+    uploads = _uploads()
+    with database.session_scope() as session:
+        credentials = profiles.get_credentials(session, actor=ctx.actor, profile_id=params.profile_id,
+                                               purpose="import.s3")
+    endpoint = profiles.endpoint_url()
+    ctx.progress(1, f"Listing {params.describe()}")
+    try:
+        client = profiles.boto_session(credentials, endpoint_url=endpoint).client(
+            "s3", endpoint_url=endpoint, config=collectors.CLIENT_CONFIG)
+    except (ClientError, BotoCoreError) as exc:
+        raise InvalidInput(profiles.explain(exc, region=credentials.region)) from exc
+    objects = s3_exports.list_export(client, params)
+    total = sum(o.size for o in objects)
+    ctx.log(f"{len(objects)} file(s), {total:,} bytes, at {params.describe()}")
+    folder = Path(tempfile.mkdtemp(prefix="s3-", dir=uploads))
+    try:
+        paths = s3_exports.download(client, objects, folder, should_stop=ctx.is_cancelled,
+                                    on_progress=lambda done, size: ctx.progress(
+                                        2 + done * 38 // size, f"Downloaded {done:,} of {size:,} bytes"))
+        if ctx.is_cancelled():
+            raise JobCancelled()
+        ctx.progress(40, f"Importing {len(objects)} file(s)")
+        summary = _import(ctx, paths, params.describe(), labels=[o.key for o in objects])
+        return {**summary, "files": len(objects), "bytes": total}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+register_kind(JobKind(name="import.s3", label="Import a cost export from S3 (CUR 2.0 or FOCUS)",
+                      roles=("admin", "finance"), parameters=ImportS3, run=_run_import_s3,
+                      profile_ids=lambda p: [p.profile_id]))  # type: ignore[attr-defined]

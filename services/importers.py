@@ -285,15 +285,20 @@ def import_files(
     file_name: str | None = None,
     actor_id: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> ImportResult:
     """Import the parts of one export (CUR 2.0 splits a large month into several files) as one.
 
     All parts of a billing period must come in one call: each import replaces the billing
-    periods and billing accounts it holds.
+    periods and billing accounts it holds. Errors name a part by its ``labels`` entry (where it
+    came from, e.g. its S3 key), else by its file name.
     """
     if not paths:
         raise InvalidInput("no file to import")
-    sources = [_Source(Path(p), label=Path(p).name if len(paths) > 1 else None) for p in paths]
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError("one label per path")
+    sources = [_Source(Path(p), label=labels[i] if labels else Path(p).name if len(paths) > 1 else None)
+               for i, p in enumerate(paths)]
     checksum = _checksum(sources)
     scan = _scan(sources)
     name = (file_name or ", ".join(s.path.name for s in sources))[:512]

@@ -1,14 +1,19 @@
-"""The data page in a browser: add a profile, test it against AWS (moto), import a FOCUS file."""
+"""The data page in a browser: add a profile, test it against AWS (moto), import a FOCUS file by upload
+and from S3 (moto)."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import uuid
 
+import boto3
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_browser import sign_in
+from tests.integration.test_aws_finops import BASE_KEY, BASE_SECRET
+from tests.stacks import http_session
 from tests.unit.test_importers import SAMPLE
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +62,32 @@ def test_upload_a_focus_file_and_watch_its_import(page, stack):
     expect(page.locator("h1")).to_contain_text(f"Job #{job_id}")
     expect(page.locator("#job-detail-status")).to_contain_text("succeeded", timeout=90_000)
     expect(page.locator("#job-detail-step")).to_contain_text("Imported 1,000 rows")
+
+
+def test_import_an_export_from_s3_and_watch_it(page, stack, moto):
+    bucket = "e2e-cost-exports"
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto, aws_access_key_id=BASE_KEY,
+                      aws_secret_access_key=BASE_SECRET)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="focus/data/BILLING_PERIOD=2024-09/part-00001.csv.gz",
+                  Body=gzip.compress(SAMPLE.read_bytes()))
+    name = f"billing-{uuid.uuid4().hex[:6]}"
+    created = http_session(stack).post(f"{stack.base_url}/api/v1/profiles/", timeout=30, json={
+        "name": name, "access_key_id": BASE_KEY, "secret_access_key": BASE_SECRET})
+    assert created.status_code == 201, created.text
+    sign_in(page, stack)
+    page.goto(f"{stack.base_url}/data")
+    page.locator("#import-s3-profile").click()
+    page.get_by_role("option", name=name).click()
+    page.fill("#import-s3-bucket", "Not A Bucket")
+    page.fill("#import-s3-path", "focus/data/")
+    page.click("#import-s3-start")
+    expect(page.locator("#import-message .alert-danger")).to_contain_text("bucket: a bucket name")
+    page.fill("#import-s3-bucket", bucket)
+    page.click("#import-s3-start")
+    message = page.locator("#import-message .alert-success")
+    expect(message).to_contain_text("started as job #")
+    message.get_by_role("link", name="Watch it").click()
+    expect(page.locator("#job-detail-status")).to_contain_text("succeeded", timeout=90_000)
+    expect(page.locator("#job-detail-step")).to_contain_text("Imported 1,000 rows")
+    expect(page.locator("#job-detail-log")).to_contain_text(f"1 file(s), {len(gzip.compress(SAMPLE.read_bytes())):,} bytes")

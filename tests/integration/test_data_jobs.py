@@ -1,8 +1,12 @@
-"""Bringing data in as jobs: a FOCUS upload through the API, and a collection from AWS (moto)."""
+"""Bringing data in as jobs: a FOCUS upload through the API, an export in S3 (moto), a collection from AWS (moto)."""
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
+import itertools
+import json
 from decimal import Decimal
 
 import boto3
@@ -10,7 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models import CostFact, ImportBatch, Resource, Task
-from services import database, jobs, profiles, validation
+from models.types import money_sum
+from services import data_jobs, database, jobs, profiles, validation
+from services.errors import InvalidInput
 from services.permissions import Actor
 from tests.factories import make_user
 from tests.unit.test_importers import SAMPLE
@@ -104,3 +110,113 @@ def test_collect_job_brings_the_inventory_of_a_profile(db_url, moto, tmp_path):
     assert task.status == "succeeded", (task.error, task.log)
     profiles.configure(endpoint_url=None)
     assert kinds.count("ec2_instance") == 2 and "ebs_volume" in kinds
+
+
+# --- import from S3 (moto) -------------------------------------------------------------------------
+
+BUCKET = "corp-cost-exports"
+PERIOD_FOLDER = "finops/focus-daily/data/BILLING_PERIOD=2024-09"
+
+
+@pytest.fixture()
+def s3_export(db_url, moto, tmp_path):
+    """The FOCUS sample as AWS Data Exports writes it: parts (some gzipped) under a billing-period
+    folder, a manifest listing them, and a file that is not cost data; a profile that reads it."""
+    profiles.configure(endpoint_url=moto)
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto, aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+                      aws_secret_access_key="x" * 40)
+    s3.create_bucket(Bucket=BUCKET)
+    header, *rows = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    keys = []
+    for part, start in enumerate(range(0, len(rows), 400), start=1):
+        body = (header + "".join(rows[start:start + 400])).encode()
+        name = f"part-{part:05d}.csv" + (".gz" if part % 2 else "")
+        keys.append(f"{PERIOD_FOLDER}/{name}")
+        s3.put_object(Bucket=BUCKET, Key=keys[-1], Body=gzip.compress(body) if part % 2 else body)
+    s3.put_object(Bucket=BUCKET, Key=f"{PERIOD_FOLDER}/README.txt", Body=b"not cost data")
+    manifest = "finops/focus-daily/metadata/BILLING_PERIOD=2024-09/focus-daily-Manifest.json"
+    s3.put_object(Bucket=BUCKET, Key=manifest, Body=json.dumps({
+        "version": "1.0", "exportName": "focus-daily", "billingPeriod": {"start": "2024-09-01T00:00:00.000Z"},
+        "dataFiles": [f"s3://{BUCKET}/{k}" for k in keys]}).encode())
+    with database.session_scope() as s:
+        user = make_user(s, username="finance-lead", roles=("admin",))
+        owner = Actor(user_id=user.id, username="finance-lead", roles=frozenset({"admin"}))
+        profile = profiles.create_profile(s, actor=owner, data=validation.parse(profiles.ProfileCreate, {
+            "name": "billing", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "x" * 40,
+            "default_regions": ["us-east-1"]}))
+    data_jobs.configure(uploads_root=tmp_path)
+    yield {"owner": owner, "profile_id": profile.id, "manifest": manifest, "s3": s3, "uploads": tmp_path}
+    profiles.configure(endpoint_url=None)
+
+
+def _run_s3_import(export, **location):
+    with database.session_scope() as s:
+        view = jobs.submit_job(s, actor=export["owner"], kind="import.s3",
+                               parameters={"profile_id": export["profile_id"], "bucket": BUCKET, **location})
+    jobs.execute_task(view.id, owner="test")
+    with database.session_scope() as s:
+        return s.get(Task, view.id)
+
+
+def _money_totals() -> dict[str, Decimal]:
+    with database.session_scope() as s:
+        return {provider: total for provider, total in s.execute(
+            select(CostFact.provider, money_sum(CostFact.unblended_cost)).group_by(CostFact.provider))}
+
+
+def _sample_totals() -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        for record in csv.DictReader(fh):
+            totals[record["ProviderName"]] = totals.get(record["ProviderName"], Decimal(0)) + Decimal(
+                record["BilledCost"])
+    return totals
+
+
+def test_an_export_is_imported_from_s3_by_prefix_and_again_by_manifest_without_duplicates(s3_export):
+    task = _run_s3_import(s3_export, prefix="finops/focus-daily/data/")
+    assert task.status == "succeeded", (task.error, task.log)
+    assert task.result_summary["files"] == 3 and task.result_summary["rows"] == 1000
+    assert task.result_summary["billing_periods"] == ["2024-09-01", "2024-10-01"]
+    assert _count(CostFact) == 1000 and _money_totals() == _sample_totals()
+
+    again = _run_s3_import(s3_export, manifest_key=s3_export["manifest"])
+    assert again.status == "succeeded", (again.error, again.log)
+    assert _count(CostFact) == 1000 and _money_totals() == _sample_totals()  # replaced, not added
+    assert not list(s3_export["uploads"].iterdir())  # downloads are removed
+    with database.session_scope() as s:
+        names = set(s.scalars(select(ImportBatch.file_name)))
+    assert f"s3://{BUCKET}/{s3_export['manifest']}" in names
+
+
+@pytest.mark.parametrize("location, message", [
+    ({"bucket": "no-such-bucket-here", "prefix": "x/"}, "The bucket of s3://no-such-bucket-here/x/ does not exist"),
+    ({"prefix": "finops/elsewhere/"}, "No .csv, .csv.gz or .parquet cost file was found"),
+    ({"manifest_key": "finops/missing-Manifest.json"}, "does not exist"),
+])
+def test_a_wrong_s3_location_fails_the_job_in_words_and_writes_nothing(s3_export, location, message):
+    task = _run_s3_import(s3_export, **location)
+    assert task.status == "failed" and message in task.error, task.error
+    assert _count(CostFact) == 0 and _count(ImportBatch) == 0
+
+
+def test_one_malformed_part_in_s3_refuses_the_whole_export(s3_export):
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        header, first, second = list(itertools.islice(csv.reader(fh), 3))
+    second[header.index("BilledCost")] = "12.5abc"
+    body = io.StringIO()
+    csv.writer(body).writerows([header, first, second])
+    s3_export["s3"].put_object(Bucket=BUCKET, Key=f"{PERIOD_FOLDER}/part-00009.csv", Body=body.getvalue().encode())
+    task = _run_s3_import(s3_export, prefix=PERIOD_FOLDER + "/")
+    assert task.status == "failed", task.error
+    assert f"{PERIOD_FOLDER}/part-00009.csv, row 2" in task.error and "BilledCost" in task.error, task.error
+    assert _count(CostFact) == 0 and _count(ImportBatch) == 0
+
+
+@pytest.mark.parametrize("location", [{"prefix": "a/", "manifest_key": "b.json"}, {}, {"manifest_key": "b.csv"},
+                                      {"prefix": "a/\n"}, {"prefix": "a/", "bucket": "corp-cost-exports\n"},
+                                      {"prefix": "a/", "bucket": "Upper_Case"}])
+def test_an_s3_location_must_be_one_prefix_or_one_manifest(s3_export, location):
+    with database.session_scope() as s, pytest.raises(InvalidInput):
+        jobs.submit_job(s, actor=s3_export["owner"], kind="import.s3",
+                        parameters={"profile_id": s3_export["profile_id"], "bucket": BUCKET, **location})
