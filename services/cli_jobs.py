@@ -8,6 +8,7 @@ use, never type a name, a command or a credential.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from services import cli_runner, database, profiles
+from services import cli_runner, database, ingest, profiles
 from services.cli_runner import COMMANDS, CliCommand, CliRunner, RunnerConfig
 from services.errors import InvalidInput
 from services.jobs import JobCancelled, JobContext, JobKind, register_kind
@@ -137,6 +138,9 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
     log = _LogBuffer(ctx)
     outcomes: dict[str, object] = {}
     failures: list[str] = []
+    periods = _snapshot_periods(command, dt.datetime.now(dt.UTC).date())
+    if isinstance(command, cli_runner.AwsFinopsCost) and periods is None:
+        ctx.log("Costs are kept as results only: a tag filter or a day range is not a billing month.")
     try:
         for result in cli_runner.run_aws_finops_per_profile(
                 runner=runner(), command=command, profiles=creds, cancel=ctx.cancel_event, on_output=log.add,
@@ -149,6 +153,11 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
                        "report": _plain(result.report)}
             ctx.add_result(f"{result.profile}-{command.mode}.parsed.json", data=summary)
             outcomes[result.profile] = {"status": result.status, "account_id": result.account_id}
+            if (periods is not None and result.status == "succeeded"
+                    and isinstance(result.report, cli_runner.FinopsCostReport)):
+                lines = _snapshot_costs(ctx, result.report, periods)
+                ctx.log(f"profile {result.profile}: {lines} cost lines kept as the aws_finops source "
+                        f"for {periods[0]:%B %Y} and {periods[1]:%B %Y}")
             if result.status == "cancelled":
                 raise JobCancelled()
             if result.status != "succeeded":
@@ -158,6 +167,43 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
     if failures:
         raise InvalidInput(f"{len(failures)} of {len(creds)} profiles failed. " + "; ".join(failures)[:900])
     return {"profiles": outcomes}
+
+
+def _snapshot_periods(command: CliCommand, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The billing months a cost run reports (its current and previous period), or None when its
+    figures are not whole months of all costs (a day range, or a tag filter)."""
+    if not isinstance(command, cli_runner.AwsFinopsCost) or command.tags or command.time_range_days is not None:
+        return None
+    current = today.replace(day=1)
+    if command.last_month:
+        current = (current - dt.timedelta(days=1)).replace(day=1)
+    return current, (current - dt.timedelta(days=1)).replace(day=1)
+
+
+def _snapshot_costs(ctx: JobContext, report: cli_runner.FinopsCostReport,
+                    periods: tuple[dt.date, dt.date]) -> int:
+    """Keep one profile's costs by service as the facts of the ``aws_finops`` source: a snapshot
+    that replaces that account's earlier one for the same months.
+
+    aws-finops reports unblended cost per service and period, nothing finer: each service's
+    amount lands on the first day of its month, in the profile's account, and stands for every
+    cost metric. The source ranks below CUR, FOCUS and Cost Explorer, so it counts only for a
+    payer and month that no better source holds.
+    """
+    account = report.account_id
+    lines = 0
+    with database.session_scope() as session:
+        for period, by_service in zip(periods, (report.current_by_service, report.previous_by_service),
+                                      strict=True):
+            rows = [ingest.FactRow(usage_date=period, usage_account_id=account, payer_account_id=account,
+                                   service=service[:128], unblended_cost=amount, amortized_cost=amount,
+                                   net_cost=amount, list_cost=amount, billing_period=period)
+                    for service, amount in by_service.items()]
+            ingest.replace_period(session, source="aws_finops", billing_period=period, rows=rows,
+                                  payer_account_ids={account}, actor_id=ctx.actor.user_id,
+                                  file_name=f"aws-finops job {ctx.task_id}, profile {report.profile}")
+            lines += len(rows)
+    return lines
 
 
 def _run_aws(command_name: str, ctx: JobContext) -> dict[str, object]:

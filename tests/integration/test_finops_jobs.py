@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from models import AuditLog, Task, TaskMetrics, TaskResult
-from services import cli_jobs, database, jobs, profiles, validation
+from models import AuditLog, CostFact, Task, TaskMetrics, TaskResult
+from services import cli_jobs, costs, database, jobs, profiles, validation
 from services.cli_runner import RunnerConfig
 from services.permissions import Actor
 from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
@@ -68,6 +69,57 @@ def test_cost_job_runs_each_profile_and_keeps_parsed_results_and_files(finops_pr
         assert all(Path(r.storage_path).is_file() and str(tmp_path) in r.storage_path for r in files)
     assert metrics.cpu_seconds > 0 and metrics.peak_memory_bytes > 0
     assert uses == 3
+
+
+def _finops_facts() -> dict[tuple[str, dt.date, str], Decimal]:
+    with database.session_scope() as session:
+        rows = session.execute(
+            select(CostFact.usage_account_id, CostFact.usage_date, CostFact.service, CostFact.unblended_cost)
+            .where(CostFact.source == "aws_finops")).all()
+    facts = {(account, day, service): amount for account, day, service, amount in rows}
+    assert len(facts) == len(rows), "a line is there twice"
+    return facts
+
+
+def test_a_cost_run_of_whole_months_becomes_the_aws_finops_snapshot_of_each_account(finops_profiles):
+    this_month = dt.datetime.now(dt.UTC).date().replace(day=1)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    expected = {}
+    for account in ACCOUNTS:
+        for period, daily in ((this_month, account.current_daily), (last_month, account.previous_daily)):
+            for service, amount in account.by_service(daily).items():
+                expected[(account.account_id, period, service)] = amount
+
+    for _run in (1, 2):  # a second run replaces the first one's snapshot (moto answers it the same)
+        with database.session_scope() as session:
+            view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+                "profile_ids": list(finops_profiles.values()), "regions": REGIONS})
+        jobs.execute_task(view.id, owner="test-worker")
+        with database.session_scope() as session:
+            task = session.get(Task, view.id)
+        assert task.status == "succeeded", (task.error, task.log[-3000:])
+        facts = _finops_facts()
+        assert {k: v.quantize(Decimal("0.01")) for k, v in facts.items()} == expected
+    assert "cost lines kept as the aws_finops source" in task.log
+
+    # The cost service reads it like any source: this month by account.
+    with database.session_scope() as session:
+        shown = costs.query_costs(session, actor=ADMIN, query=costs.parse_query({
+            "start": this_month.isoformat(), "end": dt.datetime.now(dt.UTC).date().isoformat(),
+            "group_by": ["account"], "granularity": "total"}))
+    by_account = {row.keys[0]: row.amount.quantize(Decimal("0.01")) for row in shown.rows}
+    assert by_account == {a.account_id: sum(a.by_service(a.current_daily).values(), Decimal(0)) for a in ACCOUNTS}
+
+
+def test_costs_of_a_day_range_or_a_tag_filter_stay_results_only(finops_profiles):
+    with database.session_scope() as session:
+        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+            "profile_ids": [finops_profiles["alpha"]], "regions": REGIONS, "time_range_days": 7})
+    jobs.execute_task(view.id, owner="test-worker")
+    with database.session_scope() as session:
+        task = session.get(Task, view.id)
+    assert task.status == "succeeded" and "kept as results only" in task.log
+    assert _finops_facts() == {}
 
 
 def test_a_failing_profile_fails_the_job_with_its_reason_and_keeps_the_others(finops_profiles):
