@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import subprocess
 import sys
@@ -104,6 +105,13 @@ def _embedded_worker_main(settings: Settings) -> None:
         return
 
 
+def _worker_ready(_worker: object) -> None:
+    """Once a web worker has built the app, keep everything it built (alive for the process's
+    life) out of the collector's full passes, which otherwise stall a request for tens of
+    milliseconds now and then (measured with benchmarks/cost_pipeline.py)."""
+    gc.freeze()
+
+
 def _child_exit(_server: object, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -168,7 +176,8 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
         # and SQLite must never be open in another thread when a process forks (the child
         # inherits its lock state and fails with "disk I/O error").
         _Gunicorn.run(factory, {"bind": f"{host}:{port}", "workers": 4, "worker_class": "sync",
-                                "timeout": 120, "accesslog": None, "loglevel": "warning"})
+                                "timeout": 120, "accesslog": None, "loglevel": "warning",
+                                "post_worker_init": _worker_ready})
     finally:
         job_worker.terminate()
         job_worker.wait(10)
@@ -200,7 +209,7 @@ def serve(bind: str, workers: int, threads: int, timeout: int) -> None:
 
     _Gunicorn.run(factory, {
         "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-        "timeout": timeout, "accesslog": "-", "child_exit": _child_exit,
+        "timeout": timeout, "accesslog": "-", "child_exit": _child_exit, "post_worker_init": _worker_ready,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     })
 

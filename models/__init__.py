@@ -11,6 +11,8 @@ from models.cost import (
     CostDailyRollup,
     CostFact,
     CostMonthlyRollup,
+    CostSummaryRollup,
+    CostTeamDailyRollup,
     DataVersion,
     ImportBatch,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "CostDailyRollup",
     "CostFact",
     "CostMonthlyRollup",
+    "CostSummaryRollup",
+    "CostTeamDailyRollup",
     "DashboardConfig",
     "DataVersion",
     "ImportBatch",

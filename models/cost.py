@@ -154,3 +154,41 @@ class CostAnomaly(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CostSummaryRollup(_RollupCosts, Base):
+    """Per month x account x service: trends and top services read a few thousand rows a year."""
+
+    __tablename__ = "cost_summary_rollups"
+    __table_args__ = (
+        Index("ix_cost_summary_rollups_period", "billing_period", "usage_account_id"),
+        Index("ix_cost_summary_rollups_account", "usage_account_id", "billing_period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    billing_period: Mapped[dt.date] = mapped_column(Date)
+    provider: Mapped[str] = mapped_column(String(32))
+    usage_account_id: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class CostTeamDailyRollup(_RollupCosts, Base):
+    """Per day x service x allocation keys, over every account: chargeback series for people who
+    may see the whole organisation (no account column, so never used for a narrower scope)."""
+
+    __tablename__ = "cost_team_daily_rollups"
+    __table_args__ = (
+        Index("ix_cost_team_daily_rollups_service_date", "service", "usage_date"),
+        Index("ix_cost_team_daily_rollups_date", "usage_date"),
+        Index("ix_cost_team_daily_rollups_period", "billing_period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    usage_date: Mapped[dt.date] = mapped_column(Date)
+    billing_period: Mapped[dt.date] = mapped_column(Date)
+    service: Mapped[str] = mapped_column(String(128))
+    team: Mapped[str] = mapped_column(String(64))
+    cost_center: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))

@@ -1,7 +1,8 @@
 """Query-result cache: Redis in production, an in-process LRU on the embedded default.
 
 Keys carry the data version that every import bumps, so a new import makes old entries unreachable
-(they expire on their own); values are JSON.
+(they expire on their own); values are JSON in Redis, and the result objects themselves in memory
+(callers never change a result).
 """
 
 from __future__ import annotations
@@ -21,27 +22,32 @@ MEMORY_ENTRIES = 512
 
 
 class _Backend(Protocol):
-    def get(self, key: str) -> str | None: ...
+    #: True when values are kept as the objects themselves (never shared beyond this process).
+    keeps_objects: bool
 
-    def set(self, key: str, value: str) -> None: ...
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
 
 
 class MemoryBackend:
-    """A small thread-safe LRU for one process."""
+    """A small thread-safe LRU for one process, holding the (immutable) results themselves."""
+
+    keeps_objects = True
 
     def __init__(self, size: int = MEMORY_ENTRIES) -> None:
-        self._data: OrderedDict[str, str] = OrderedDict()
+        self._data: OrderedDict[str, Any] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> Any:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def set(self, key: str, value: str) -> None:
+    def set(self, key: str, value: Any) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -50,7 +56,9 @@ class MemoryBackend:
 
 
 class RedisBackend:
-    """Shared by every web worker; a Redis outage only means no cache."""
+    """Shared by every web worker, as JSON; a Redis outage only means no cache."""
+
+    keeps_objects = False
 
     def __init__(self, url: str) -> None:
         import redis
@@ -94,7 +102,7 @@ def get_or_compute(key: str, compute: Callable[[], Any], *, dump: Callable[[Any]
         return compute()
     cached = _backend.get(key)
     if cached is not None:
-        return load(json.loads(cached))
+        return cached if _backend.keeps_objects else load(json.loads(cached))
     value = compute()
-    _backend.set(key, json.dumps(dump(value), default=str))
+    _backend.set(key, value if _backend.keeps_objects else json.dumps(dump(value), default=str))
     return value

@@ -248,7 +248,7 @@ class CostRow:
 @dataclass(frozen=True)
 class CostResult:
     query: CostQuery
-    rows: list[CostRow]
+    rows: tuple[CostRow, ...]
     total: Decimal
     #: which table answered: a rollup, or the facts when no rollup holds the dimensions
     table: str
@@ -260,10 +260,13 @@ class _Table:
     model: type[Any]
     columns: dict[str, str]
     grain: str
+    #: False for a rollup without an account column: it cannot be narrowed to visible accounts.
+    per_account: bool = True
 
-    def has(self, query: CostQuery) -> bool:
-        dims = set(query.group_by) | set(query.filters)
-        if not dims <= set(self.columns):
+    def has(self, query: CostQuery, dims: Iterable[str], *, scoped: bool) -> bool:
+        if scoped and not self.per_account:
+            return False
+        if not set(dims) | set(query.filters) <= set(self.columns):
             return False
         if self.grain == "month":
             whole_months = query.start.day == 1 and (query.end + dt.timedelta(days=1)).day == 1
@@ -272,20 +275,22 @@ class _Table:
 
 
 def _tables() -> list[_Table]:
-    from models import CostAllocationRollup, CostFact, CostMonthlyRollup
+    from models import CostAllocationRollup, CostFact, CostMonthlyRollup, CostSummaryRollup, CostTeamDailyRollup
 
     base = {"account": "usage_account_id", "service": "service"}
+    allocation = {"team": "team", "cost_center": "cost_center", "environment": "environment"}
     return [
-        # Smallest first: whole months come from the monthly rollup when it holds the dimensions.
+        # Smallest first: each question goes to the first table that holds its dimensions.
+        _Table("cost_summary_rollups", CostSummaryRollup, {**base, "provider": "provider"}, "month"),
         _Table("cost_monthly_rollups", CostMonthlyRollup,
                {**base, "usage_type": "usage_type", "charge_category": "charge_category", "provider": "provider"},
                "month"),
+        _Table("cost_team_daily_rollups", CostTeamDailyRollup, {"service": "service", **allocation}, "day",
+               per_account=False),
         _Table("cost_daily_rollups", CostDailyRollup, {**base, "region": "region", "provider": "provider"}, "day"),
-        _Table("cost_allocation_rollups", CostAllocationRollup,
-               {**base, "team": "team", "cost_center": "cost_center", "environment": "environment"}, "day"),
+        _Table("cost_allocation_rollups", CostAllocationRollup, {**base, **allocation}, "day"),
         _Table("cost_facts", CostFact, {**base, "region": "region", "provider": "provider", "usage_type": "usage_type",
-                                        "charge_category": "charge_category", "team": "team",
-                                        "cost_center": "cost_center", "environment": "environment"}, "day"),
+                                        "charge_category": "charge_category", **allocation}, "day"),
     ]
 
 
@@ -295,7 +300,7 @@ def parse_query(values: object) -> CostQuery:
 
 
 def query_costs(session: Session, *, actor: Actor, query: CostQuery) -> CostResult:
-    """Answer a cost question from the smallest table that holds its dimensions (cached)."""
+    """Answer a cost question from the smallest tables that hold its dimensions (cached)."""
     from services import cache
     from services.ingest import get_data_version
 
@@ -306,12 +311,21 @@ def query_costs(session: Session, *, actor: Actor, query: CostQuery) -> CostResu
                                 dump=_dump, load=lambda data: _load(query, data))
 
 
-def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | None) -> CostResult:
-    table = next(t for t in _tables() if t.has(query))
+_Amounts = dict[tuple[dt.date | None, tuple[str, ...]], Decimal]
+#: Joins the keys of a drill-down prefix into one text to match (a control character; rows that
+#: match only through one inside a key are dropped after the query).
+_KEY_SEPARATOR = "\x1f"
+
+
+def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visible: frozenset[str] | None,
+             within: set[tuple[str, ...]] | None = None) -> tuple[_Amounts, str]:
+    """Sum the metric by period and ``dims`` from the smallest table that holds them; ``within``
+    keeps only rows whose leading dimensions are one of those keys (the kept ones of a level above)."""
+    table = next(t for t in _tables() if t.has(query, dims, scoped=visible is not None))
     model = table.model
     date_column = model.usage_date if table.grain == "day" else model.billing_period
     start = query.start if table.grain == "day" else query.start.replace(day=1)
-    keys = [getattr(model, table.columns[d]) for d in query.group_by]
+    keys = [getattr(model, table.columns[d]) for d in dims]
     period = {"day": date_column, "month": model.billing_period, "total": None}[query.granularity]
     if table.name == "cost_facts" and query.granularity == "month":
         period = model.billing_period
@@ -320,37 +334,80 @@ def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | No
         date_column >= start, date_column <= query.end)
     for dimension, accepted in query.filters.items():
         column = getattr(model, table.columns[dimension])
-        wanted = ["" if v == UNTAGGED else v for v in accepted]
-        stmt = stmt.where(column.in_(wanted))
+        stmt = stmt.where(column.in_(["" if v == UNTAGGED else v for v in accepted]))
+    if within is not None:
+        depth = len(next(iter(within), ()))
+        raw = sorted(tuple("" if (d in _ALLOCATION_KEYS and v == UNTAGGED) else v
+                           for d, v in zip(dims, k, strict=False)) for k in within)
+        # The first key narrows through the index; deeper prefixes are matched as one joined text
+        # (a row-value IN list would make the planner try one index probe per pair).
+        stmt = stmt.where(keys[0].in_(sorted({k[0] for k in raw})))
+        if depth > 1:
+            joined = keys[0]
+            for column in keys[1:depth]:
+                joined = joined + _KEY_SEPARATOR + column
+            stmt = stmt.where(joined.in_([_KEY_SEPARATOR.join(k) for k in raw]))
     if visible is not None:
         stmt = stmt.where(model.usage_account_id.in_(sorted(visible)))
     if selected:
         stmt = stmt.group_by(*selected)
-    rows: list[CostRow] = []
+    amounts: _Amounts = {}
     for record in session.execute(stmt).all():
         cells: list[Any] = list(record)
         amount = cells.pop()
         row_period = cells.pop(0) if period is not None else None
         labels = tuple(UNTAGGED if (d in _ALLOCATION_KEYS and v == "") else str(v)
-                       for d, v in zip(query.group_by, cells, strict=True))
-        rows.append(CostRow(row_period, labels, amount))
-    if query.top_n and query.group_by:
-        rows = _fold_other(rows, query.top_n)
-    rows.sort(key=lambda r: (r.period or dt.date.min, r.keys[:1] == (OTHER,), -r.amount, r.keys))
-    return CostResult(query=query, rows=rows, total=sum((r.amount for r in rows), Decimal(0)), table=table.name)
+                       for d, v in zip(dims, cells, strict=True))
+        if within is not None and labels[:len(next(iter(within)))] not in within:
+            continue  # matched the joined text only by a separator inside a key
+        amounts[(row_period, labels)] = amount
+    return amounts, table.name
 
 
-def _fold_other(rows: list[CostRow], n: int) -> list[CostRow]:
-    """Keep the n largest first-dimension keys over the whole range; the rest become "Other"."""
-    totals: dict[str, Decimal] = {}
-    for row in rows:
-        totals[row.keys[0]] = totals.get(row.keys[0], Decimal(0)) + row.amount
-    keep = {k for k, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]}
-    folded: dict[tuple[dt.date | None, tuple[str, ...]], Decimal] = {}
-    for row in rows:
-        keys = row.keys if row.keys[0] in keep else (OTHER,) + ("",) * (len(row.keys) - 1)
-        folded[(row.period, keys)] = folded.get((row.period, keys), Decimal(0)) + row.amount
-    return [CostRow(p, k, a) for (p, k), a in folded.items()]
+def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | None) -> CostResult:
+    if not (query.top_n and query.group_by):
+        amounts, table = _amounts(session, query=query, dims=query.group_by, visible=visible)
+        rows = [CostRow(p, k, a) for (p, k), a in amounts.items()]
+    else:
+        rows, table = _top_n_levels(session, query=query, visible=visible)
+    rows.sort(key=lambda r: (r.period or dt.date.min, OTHER in r.keys, -r.amount, r.keys))
+    return CostResult(query=query, rows=tuple(rows), total=sum((r.amount for r in rows), Decimal(0)), table=table)
+
+
+def _top_n_levels(session: Session, *, query: CostQuery,
+                  visible: frozenset[str] | None) -> tuple[list[CostRow], str]:
+    """A drill-down with top-N and "Other" at every level: the n largest keys of the first
+    dimension, within each of those its n largest of the second, and so on (ranked over the whole
+    range); what is left at a level is one "Other" row per parent and period. Each level is summed
+    from the smallest table that holds it, and only under the parents kept above it, so the
+    answer stays small however many accounts and usage types there are."""
+    assert query.top_n is not None  # noqa: S101 - the caller checked
+    depth = len(query.group_by)
+    rows: list[CostRow] = []
+    within: set[tuple[str, ...]] | None = None
+    table = ""
+    for level in range(1, depth + 1):
+        amounts, table = _amounts(session, query=query, dims=query.group_by[:level], visible=visible, within=within)
+        totals: dict[tuple[str, ...], Decimal] = {}
+        for (_period, keys), amount in amounts.items():
+            totals[keys] = totals.get(keys, Decimal(0)) + amount
+        by_parent: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for keys in totals:
+            by_parent.setdefault(keys[:-1], []).append(keys)
+        kept = {keys for children in by_parent.values()
+                for keys in sorted(children, key=lambda k: (-totals[k], k))[:query.top_n]}
+        padding = ("",) * (depth - level)
+        folded: _Amounts = {}
+        for (period, keys), amount in amounts.items():
+            if keys in kept and level < depth:
+                continue  # split further at the next level
+            out = keys + padding if keys in kept else keys[:-1] + (OTHER,) + padding
+            folded[(period, out)] = folded.get((period, out), Decimal(0)) + amount
+        rows += [CostRow(p, k, a) for (p, k), a in folded.items()]
+        within = kept
+        if not kept:
+            break
+    return rows, table
 
 
 def _dump(result: CostResult) -> dict[str, object]:
@@ -359,5 +416,5 @@ def _dump(result: CostResult) -> dict[str, object]:
 
 
 def _load(query: CostQuery, data: dict[str, Any]) -> CostResult:
-    rows = [CostRow(dt.date.fromisoformat(p) if p else None, tuple(k), Decimal(a)) for p, k, a in data["rows"]]
+    rows = tuple(CostRow(dt.date.fromisoformat(p) if p else None, tuple(k), Decimal(a)) for p, k, a in data["rows"])
     return CostResult(query=query, rows=rows, total=Decimal(data["total"]), table=data["table"])

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import and_, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup
+from models import (
+    CostAllocationRollup,
+    CostDailyRollup,
+    CostFact,
+    CostMonthlyRollup,
+    CostSummaryRollup,
+    CostTeamDailyRollup,
+)
 from models.types import money_sum
 
 _COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
@@ -64,6 +72,23 @@ def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
         session.execute(
             insert(model).from_select([*keys, *_COSTS, "line_count"], query)
         )
+    # The smallest rollups come from the ones just built, not from the facts again. Rows go in in
+    # the order their queries read them (an account's months; a service's days), so that the few
+    # rows one question needs lie together.
+    derived: list[tuple[type[CostSummaryRollup | CostTeamDailyRollup], type[Any], list[str], list[str]]] = [
+        (CostSummaryRollup, CostMonthlyRollup,
+         ["billing_period", "provider", "usage_account_id", "service", "currency"], ["usage_account_id", "service"]),
+        (CostTeamDailyRollup, CostAllocationRollup,
+         ["usage_date", "billing_period", "service", "team", "cost_center", "environment", "currency"],
+         ["service", "usage_date", "team"]),
+    ]
+    for target, source, keys, order in derived:
+        session.execute(delete(target).where(target.billing_period == billing_period))
+        key_columns = [getattr(source, k) for k in keys]
+        query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in _COSTS), func.sum(source.line_count))
+                 .where(source.billing_period == billing_period).group_by(*key_columns)
+                 .order_by(*(getattr(source, k) for k in order)))
+        session.execute(insert(target).from_select([*keys, *_COSTS, "line_count"], query))
 
 
 def list_billing_periods(session: Session) -> list[dt.date]:

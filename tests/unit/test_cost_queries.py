@@ -61,13 +61,15 @@ def _expected(*, group_by, granularity, start, end, filters=None, metric="unblen
 
 
 @pytest.mark.parametrize("group_by, granularity, table", [
-    (("service",), "month", "cost_monthly_rollups"),
+    (("service",), "month", "cost_summary_rollups"),
+    (("account", "service"), "total", "cost_summary_rollups"),
     (("account", "region"), "day", "cost_daily_rollups"),
-    (("team",), "total", "cost_allocation_rollups"),
+    (("team",), "total", "cost_team_daily_rollups"),
+    (("account", "team"), "total", "cost_allocation_rollups"),
     (("usage_type", "charge_category"), "month", "cost_monthly_rollups"),
     (("usage_type",), "day", "cost_facts"),
-    (("cost_center", "service"), "day", "cost_allocation_rollups"),
-    ((), "total", "cost_monthly_rollups"),
+    (("cost_center", "service"), "day", "cost_team_daily_rollups"),
+    ((), "total", "cost_summary_rollups"),
     (("region",), "month", "cost_daily_rollups"),
 ])
 def test_every_dimension_and_grain_equals_the_facts(loaded, group_by, granularity, table):
@@ -97,6 +99,61 @@ def test_top_n_folds_the_rest_into_other_without_losing_a_cent(loaded):
     expected = _expected(group_by=(), granularity="total", start=query.start, end=query.end,
                          metric="amortized_cost")
     assert result.total == expected[(None, ())]
+
+
+@pytest.mark.parametrize("granularity", ["total", "month"])
+def test_top_n_applies_at_every_level_of_a_drill_down(loaded, granularity):
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-02-28", "granularity": granularity,
+                               "group_by": ["account", "service", "usage_type"], "top_n": 1})
+    result = costs.query_costs(loaded, actor=FINANCE, query=query)
+    full = _expected(group_by=("account", "service", "usage_type"), granularity=granularity, start=query.start,
+                     end=query.end)
+    by_level: dict = {}
+    for (_period, keys), amount in full.items():
+        for level in (1, 2, 3):
+            by_level[keys[:level]] = by_level.get(keys[:level], Decimal(0)) + amount
+
+    def top(prefix):  # the largest child of a prefix over the whole range (ties: the first key)
+        children = [k for k in by_level if len(k) == len(prefix) + 1 and k[:len(prefix)] == prefix]
+        return min(children, key=lambda k: (-by_level[k], k))
+
+    account = top(())
+    service = top(account)
+    usage_type = top(service)
+    expected: dict = {}
+    for (period, keys), amount in full.items():
+        if keys[0] != account[0]:
+            out = (costs.OTHER, "", "")
+        elif keys[1] != service[1]:
+            out = (account[0], costs.OTHER, "")
+        elif keys[2] != usage_type[2]:
+            out = (account[0], service[1], costs.OTHER)
+        else:
+            out = keys
+        expected[(period, out)] = expected.get((period, out), Decimal(0)) + amount
+    assert any(k[2] == costs.OTHER for _, k in expected) and any(k[0] == costs.OTHER for _, k in expected)
+    assert {(r.period, r.keys): r.amount for r in result.rows} == expected
+    assert result.total == sum(full.values())
+
+
+def test_a_user_limited_to_some_accounts_never_reads_an_organisation_wide_rollup(loaded):
+    from models import AwsProfile, ProfileGrant
+    from tests.factories import make_user
+
+    user = make_user(loaded, username="scoped", roles=("engineering",))
+    profile = AwsProfile(name="web", account_id="222222222222", auth_type="keys", default_regions=["us-east-1"])
+    loaded.add(profile)
+    loaded.flush()
+    loaded.add(ProfileGrant(user_id=user.id, profile_id=profile.id, can_run_jobs=False))
+    loaded.commit()
+    scoped = Actor(user_id=user.id, username="scoped", roles=frozenset({"engineering"}))
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-02-28", "group_by": ["team"],
+                               "granularity": "total"})
+    result = costs.query_costs(loaded, actor=scoped, query=query)
+    assert result.table == "cost_allocation_rollups"
+    expected = _expected(group_by=("team",), granularity="total", start=query.start, end=query.end,
+                         filters={"account": {"222222222222"}})
+    assert {r.keys: r.amount for r in result.rows} == {k: v for (_, k), v in expected.items()}
 
 
 def test_partial_months_never_come_from_the_monthly_rollup(loaded):
