@@ -11,7 +11,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from models import CostFact, DataVersion, ImportBatch
@@ -21,6 +21,8 @@ from services import rollups
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5_000
+#: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
+ANALYZE_AFTER_ROWS = 100_000
 
 #: Tag keys that resolve to each allocation key, first match wins.
 TEAM_TAGS = ("team", "Team", "owner_team")
@@ -101,26 +103,37 @@ _COPY_COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id",
                  "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
                  "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
                  "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, dict):
-        value = json.dumps(value, separators=(",", ":"))
-    elif isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
+_COPY_TEXT = ("provider", "payer_account_id", "usage_account_id", "service", "service_category", "region",
+              "usage_type", "charge_category", "resource_id", "team", "cost_center", "environment",
+              "unblended_cost", "amortized_cost", "net_cost", "list_cost", "usage_quantity", "usage_unit",
+              "currency", "source")
 
 
 def _copy(connection: Connection, mappings: list[dict[str, object]]) -> None:
-    """Load rows with PostgreSQL's COPY (text format): several times faster than INSERTs."""
-    lines = "".join("\t".join(_copy_text(m[c]) for c in _COPY_COLUMNS) + "\n" for m in mappings)
+    """Load rows with PostgreSQL's COPY: the columns go to Arrow and its CSV writer (C++) writes
+    them, several times faster than formatting each row in Python, and COPY beats INSERTs."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    def text(name: str) -> pa.Array:
+        return pa.array([None if (v := m[name]) is None else str(v) for m in mappings], type=pa.string())
+
+    columns = {name: text(name) for name in _COPY_TEXT}
+    columns["usage_date"] = pa.array([m["usage_date"] for m in mappings], type=pa.date32())
+    columns["billing_period"] = pa.array([m["billing_period"] for m in mappings], type=pa.date32())
+    columns["tags"] = pa.array([_tags_json(m["tags"]) for m in mappings], type=pa.string())
+    columns["import_batch_id"] = pa.array([m["import_batch_id"] for m in mappings], type=pa.int64())
+    buffer = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table([columns[c] for c in _COPY_COLUMNS], names=list(_COPY_COLUMNS)), buffer,
+                     pa_csv.WriteOptions(include_header=False))
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]  # psycopg 3 connection
-            f"COPY cost_facts ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(lines)
+            f"COPY cost_facts ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(memoryview(buffer.getvalue()))
+
+
+def _tags_json(tags: object) -> str:
+    return json.dumps(tags, separators=(",", ":")) if tags else "{}"
 
 
 def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
@@ -175,6 +188,10 @@ def replace_period(
         total += len(chunk)
         if on_chunk is not None:
             on_chunk(total)
+    if total >= ANALYZE_AFTER_ROWS and session.connection().dialect.name == "postgresql":
+        # Fresh statistics before the rollups read these rows back: without them the planner
+        # takes the new month for a handful of rows and sorts a million on disk.
+        session.execute(text("ANALYZE cost_facts"))
     rollups.rebuild_period(session, billing_period=period)
     batch.row_count = total
     batch.status = "succeeded"

@@ -184,3 +184,14 @@ def test_cached_answers_are_replaced_after_an_import(loaded):
 def test_bad_queries_are_refused_naming_the_field(values, field):
     with pytest.raises(InvalidInput, match=field):
         costs.parse_query(values)
+
+
+def test_a_large_load_refreshes_statistics_inside_its_transaction(session, monkeypatch):
+    monkeypatch.setattr(ingest, "ANALYZE_AFTER_ROWS", 1)  # as if the month were a big one
+    batch = ingest.replace_period(session, source="test", billing_period=dt.date(2026, 1, 1),
+                                  rows=[r for r in ROWS if r.usage_date.month == 1])
+    session.commit()
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-01-31", "granularity": "total"})
+    result = costs.query_costs(session, actor=FINANCE, query=query)
+    assert batch.row_count == len(ROWS) // 2
+    assert result.total == _expected(group_by=(), granularity="total", start=query.start, end=query.end)[(None, ())]
