@@ -5,15 +5,22 @@ realistic spread), imports them through the same service the importers use (fact
 committed per billing period), then times the dashboard queries through the cost service with the
 cache off and warm.
 
-    python benchmarks/cost_pipeline.py --database postgresql --rows 10000000
-    python benchmarks/cost_pipeline.py --database sqlite --rows 1000000
+    python benchmarks/cost_pipeline.py --database postgresql --rows 10000000 --file-rows 1000000
+    python benchmarks/cost_pipeline.py --database sqlite --rows 1000000 --file-rows 200000
+
+The main load goes through the ingest service (rows generated in memory), to measure facts and
+rollups at scale; --file-rows adds a FOCUS CSV written to disk and imported through the importer
+(parsing and validating every cell), the way a user's export arrives.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import gc
+import gzip
+import json
 import random
 import resource
 import statistics
@@ -22,11 +29,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from dashapp.cli import migrate
-from services import audit, cache, costs, crypto, database, ingest
+from services import audit, cache, costs, crypto, database, importers, ingest
 from services.crypto import Keyring
 from services.ingest import FactRow
 from services.permissions import Actor
@@ -64,6 +72,27 @@ def generate(*, rows: int, accounts: int, months: int, start: dt.date,
         yield period, month_rows()
 
 
+FOCUS_COLUMNS = ["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "ChargeCategory",
+                 "ChargePeriodStart", "EffectiveCost", "ListCost", "ProviderName", "ServiceName", "SubAccountId",
+                 "RegionId", "x_UsageType", "Tags", "ConsumedQuantity", "ConsumedUnit"]
+
+
+def write_focus_file(path: Path, *, rows: int, accounts: int, start: dt.date) -> None:
+    """Write one month of the same spread as a FOCUS 1.0 CSV (gzip), the way an export arrives."""
+    period = start.isoformat() + "T00:00:00Z"
+    tags_json = {team: json.dumps({"team": team, "cost-center": f"CC-{100 + TEAMS.index(team)}"}) if team else ""
+                 for team in TEAMS}
+    with gzip.open(path, "wt", newline="", encoding="utf-8", compresslevel=1) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(FOCUS_COLUMNS)
+        for row in next(generate(rows=rows, accounts=accounts, months=1, start=start))[1]:
+            cost = str(row.unblended_cost)
+            writer.writerow([cost, row.payer_account_id, "USD", period, "Usage",
+                             row.usage_date.isoformat() + "T00:00:00Z", cost, cost, "AWS", row.service,
+                             row.usage_account_id, row.region, row.usage_type, tags_json[row.tags.get("team", "")],
+                             str(row.usage_quantity), row.usage_unit])
+
+
 def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[-1] if len(samples) >= 20 else max(samples)
 
@@ -88,6 +117,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep-database", action="store_true", help="Leave the database for a closer look.")
+    parser.add_argument("--file-rows", type=int, default=0,
+                        help="Also write a FOCUS file of this many rows (one more month) and time its import.")
     args = parser.parse_args()
 
     if args.database == "postgresql":
@@ -115,6 +146,18 @@ def main() -> None:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"import to queryable: {imported:,} rows in {seconds:.1f} s = {imported / seconds:,.0f} rows/s; "
               f"peak memory {peak_mib:,.0f} MiB")
+        if args.file_rows:
+            path = Path(tempfile.mkdtemp()) / "focus.csv.gz"
+            write_focus_file(path, rows=args.file_rows, accounts=args.accounts, start=dt.date(2026, 1, 1))
+            started = time.perf_counter()
+            with database.session_scope() as session:
+                result = importers.import_files(session, paths=[path])
+            seconds = time.perf_counter() - started
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"FOCUS file import (parse, validate, load, rollups): {result.rows:,} rows in {seconds:.1f} s = "
+                  f"{result.rows / seconds:,.0f} rows/s; {path.stat().st_size / 2**20:,.0f} MiB gzip; "
+                  f"process peak memory {peak_mib:,.0f} MiB")
+            path.unlink()
         if args.database == "postgresql":
             with database.get_engine().begin() as conn:
                 conn.execute(text("ANALYZE"))
