@@ -30,15 +30,27 @@ def _job_detail(session: Session, *, actor: Actor, task_id: int) -> object:
                             can_approve=job_service.can_approve(task, actor=actor))
 
 
+def _linked_range(query: dict[str, list[str]], today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """A date range from a link (?start=YYYY-MM-DD&end=YYYY-MM-DD, e.g. a portal's embed), or
+    None for the default when it is missing or not a valid range."""
+    try:
+        cost_filter = costs.parse_filter(start=query.get("start", [""])[0], end=query.get("end", [""])[0])
+    except DomainError:
+        return None
+    return (cost_filter.start, cost_filter.end) if cost_filter.end <= today else None
+
+
 def render_page(pathname: str | None, search: str | None) -> object:
     """Build the page for a path (the shell around it unless ?embed=1)."""
     path = pathname or "/"
-    embedded = parse_qs((search or "").lstrip("?")).get("embed") == ["1"]
+    query = parse_qs((search or "").lstrip("?"))
+    embedded = query.get("embed") == ["1"]
     actor = current_actor()
     with database.session_scope() as session:
         if path == "/":
-            content = overview.page(today=dt.datetime.now(dt.UTC).date(),
-                                    accounts=costs.list_accounts(session, actor=actor))
+            today = dt.datetime.now(dt.UTC).date()
+            content = overview.page(today=today, accounts=costs.list_accounts(session, actor=actor),
+                                    date_range=_linked_range(query, today))
         elif path == "/jobs":
             kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]
             content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor, limit=jobs.PAGE_SIZE),

@@ -319,7 +319,8 @@ class CostResultOut(BaseModel):
 @bp.get("/costs/")
 def query_costs() -> Response:
     """Costs by any dimensions: start, end, granularity (day|month|total), group_by (repeatable),
-    filter.<dimension> (repeatable), metric, top_n."""
+    filter.<dimension> (repeatable), metric, top_n (the n largest at every level of group_by, the
+    rest of each level as one "Other" row)."""
     args = request.args
     query = costs.parse_query({
         "start": args.get("start"), "end": args.get("end"), "granularity": args.get("granularity", "month"),

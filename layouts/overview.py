@@ -24,13 +24,15 @@ METRIC_OPTIONS = [
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def page(*, today: dt.date, accounts: list[tuple[str, str]]) -> list[object]:
-    """Return the overview page with its default filter: the last 90 days, every account."""
+def page(*, today: dt.date, accounts: list[tuple[str, str]],
+         date_range: tuple[dt.date, dt.date] | None = None) -> list[object]:
+    """Return the overview page for a date range (default: the last 90 days), every account."""
+    start, end = date_range or (today - dt.timedelta(days=89), today)
     return [
         dbc.Row([
             dbc.Col(html.H1("Cost overview", className="h3"), md=4),
             dbc.Col(dcc.DatePickerRange(
-                id=ids.OVERVIEW_RANGE, start_date=today - dt.timedelta(days=89), end_date=today,
+                id=ids.OVERVIEW_RANGE, start_date=start, end_date=end,
                 max_date_allowed=today, display_format="D MMM YYYY", minimum_nights=0,
             ), md="auto"),
             dbc.Col(dcc.Dropdown(

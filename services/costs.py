@@ -7,10 +7,10 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, TypeVarTuple
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import AwsAccount, CostDailyRollup
@@ -34,7 +34,7 @@ class CostFilter(BaseModel):
 
     start: dt.date
     end: dt.date
-    account_ids: tuple[str, ...] = ()
+    account_ids: tuple[str, ...] = Field(default=(), max_length=500)
     metric: Metric = "unblended_cost"
 
     @model_validator(mode="after")
@@ -79,27 +79,13 @@ class Overview:
         return not self.daily
 
 
-Ts = TypeVarTuple("Ts")
-
-
-def _scoped(query: Select[*Ts], *, session: Session, actor: Actor,
-            account_ids: tuple[str, ...]) -> Select[*Ts]:
-    visible = visible_account_ids(session, actor=actor)
-    if account_ids:
-        wanted = set(account_ids) if visible is None else set(account_ids) & visible
-        return query.where(CostDailyRollup.usage_account_id.in_(sorted(wanted)))
-    if visible is not None:
-        return query.where(CostDailyRollup.usage_account_id.in_(sorted(visible)))
-    return query
-
-
-def _total(session: Session, *, actor: Actor, metric: Metric, start: dt.date, end: dt.date,
-           account_ids: tuple[str, ...]) -> Decimal:
-    column = getattr(CostDailyRollup, metric)
-    query = select(money_sum(column)).where(
-        CostDailyRollup.usage_date >= start, CostDailyRollup.usage_date <= end
-    )
-    return session.scalar(_scoped(query, session=session, actor=actor, account_ids=account_ids)) or Decimal(0)
+def _ask(session: Session, *, actor: Actor, metric: Metric, start: dt.date, end: dt.date,
+         account_ids: tuple[str, ...], granularity: Granularity = "total",
+         group_by: tuple[Dimension, ...] = ()) -> CostResult:
+    """One question to the general cost query (smallest table, cached), narrowed to accounts."""
+    return query_costs(session, actor=actor, query=CostQuery(
+        start=start, end=end, metric=metric, granularity=granularity, group_by=group_by,
+        filters={"account": account_ids} if account_ids else {}))
 
 
 def _shift_month(day: dt.date, months: int) -> dt.date:
@@ -117,8 +103,7 @@ def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids:
     since today's costs are still arriving) times the days left in the month.
     """
     def total(start: dt.date, end: dt.date) -> Decimal:
-        return _total(session, actor=actor, metric=metric, start=start, end=end,
-                      account_ids=account_ids)
+        return _ask(session, actor=actor, metric=metric, start=start, end=end, account_ids=account_ids).total
 
     month_start = today.replace(day=1)
     last_month_start = _shift_month(month_start, -1)
@@ -144,35 +129,44 @@ def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids:
 
 def list_accounts(session: Session, *, actor: Actor) -> list[tuple[str, str]]:
     """Return (account id, name) of every account with costs the actor may see."""
+    from models import CostSummaryRollup
+
     visible = visible_account_ids(session, actor=actor)
-    ids = select(CostDailyRollup.usage_account_id).distinct()
+    ids = select(CostSummaryRollup.usage_account_id).distinct()
     if visible is not None:
-        ids = ids.where(CostDailyRollup.usage_account_id.in_(sorted(visible)))
+        ids = ids.where(CostSummaryRollup.usage_account_id.in_(sorted(visible)))
     names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
     return sorted(((a, names.get(a, "")) for a in session.scalars(ids)), key=lambda p: (p[1] or p[0]))
 
 
+def _currencies(session: Session, *, actor: Actor, f: CostFilter) -> list[str]:
+    """The currencies of the months the range touches (from the smallest rollup)."""
+    from models import CostSummaryRollup
+
+    query = select(CostSummaryRollup.currency).distinct().where(
+        CostSummaryRollup.billing_period >= f.start.replace(day=1), CostSummaryRollup.billing_period <= f.end)
+    visible = visible_account_ids(session, actor=actor)
+    wanted: frozenset[str] | None = frozenset(f.account_ids) if f.account_ids else None
+    if visible is not None:
+        wanted = visible if wanted is None else wanted & visible
+    if wanted is not None:
+        query = query.where(CostSummaryRollup.usage_account_id.in_(sorted(wanted)))
+    return list(session.scalars(query))
+
+
 def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, today: dt.date) -> Overview:
-    """Build the overview for a filter: KPIs, daily trend, top services and cost by account."""
+    """Build the overview for a filter: KPIs, daily trend, top services and cost by account, all
+    through the general cost query (so from the smallest rollups, and cached)."""
     f = cost_filter
-    column = getattr(CostDailyRollup, f.metric)
-    in_range = (CostDailyRollup.usage_date >= f.start, CostDailyRollup.usage_date <= f.end)
 
-    def scoped(query: Select[*Ts]) -> Select[*Ts]:
-        return _scoped(query.where(*in_range), session=session, actor=actor, account_ids=f.account_ids)
+    def ask(granularity: Granularity, group_by: tuple[Dimension, ...] = ()) -> CostResult:
+        return _ask(session, actor=actor, metric=f.metric, start=f.start, end=f.end, account_ids=f.account_ids,
+                    granularity=granularity, group_by=group_by)
 
-    daily = session.execute(scoped(
-        select(CostDailyRollup.usage_date, money_sum(column))
-        .group_by(CostDailyRollup.usage_date).order_by(CostDailyRollup.usage_date)
-    )).all()
-    services = session.execute(scoped(
-        select(CostDailyRollup.service, money_sum(column)).group_by(CostDailyRollup.service)
-    )).all()
-    accounts = session.execute(scoped(
-        select(CostDailyRollup.usage_account_id, money_sum(column))
-        .group_by(CostDailyRollup.usage_account_id)
-    )).all()
-    currencies = session.scalars(scoped(select(CostDailyRollup.currency).distinct())).all()
+    daily = sorted((r.period, r.amount) for r in ask("day").rows if r.period is not None)
+    services = [(r.keys[0], r.amount) for r in ask("total", ("service",)).rows]
+    accounts = [(r.keys[0], r.amount) for r in ask("total", ("account",)).rows]
+    currencies = _currencies(session, actor=actor, f=f)
     names = dict(session.execute(select(AwsAccount.account_id, AwsAccount.name)).all())
     kpis = compute_kpis(session, actor=actor, metric=f.metric, account_ids=f.account_ids, today=today)
     accounts_list = list_accounts(session, actor=actor)
@@ -184,7 +178,7 @@ def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, tod
         filter=f,
         kpis=kpis,
         total=sum((v for _, v in daily), Decimal(0)),
-        daily=[(d, v) for d, v in daily],
+        daily=daily,
         top_services=top_n(services, TOP_SERVICES),
         by_account=sorted(((a, names.get(a, ""), v) for a, v in accounts), key=lambda r: r[2], reverse=True),
         currency=currencies[0] if len(currencies) == 1 else ("USD" if not currencies else "mixed"),
@@ -352,15 +346,16 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
     if selected:
         stmt = stmt.group_by(*selected)
     amounts: _Amounts = {}
+    untagged = [i for i, d in enumerate(dims) if d in _ALLOCATION_KEYS]
+    prefix = len(next(iter(within))) if within else 0
+    first = 1 if period is not None else 0
     for record in session.execute(stmt).all():
-        cells: list[Any] = list(record)
-        amount = cells.pop()
-        row_period = cells.pop(0) if period is not None else None
-        labels = tuple(UNTAGGED if (d in _ALLOCATION_KEYS and v == "") else str(v)
-                       for d, v in zip(dims, cells, strict=True))
-        if within is not None and labels[:len(next(iter(within)))] not in within:
+        labels = tuple(record[first:-1])  # the key columns are text already
+        if untagged:
+            labels = tuple(UNTAGGED if i in untagged and v == "" else v for i, v in enumerate(labels))
+        if prefix and labels[:prefix] not in within:  # type: ignore[operator]  # prefix > 0: within is set
             continue  # matched the joined text only by a separator inside a key
-        amounts[(row_period, labels)] = amount
+        amounts[(record[0] if first else None, labels)] = record[-1]
     return amounts, table.name
 
 

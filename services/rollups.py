@@ -69,6 +69,10 @@ def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
         session.execute(delete(model).where(model.billing_period == billing_period))
         key_columns = [getattr(CostFact, k) for k in keys]
         query = select(*key_columns, *_cost_columns()).where(in_period).group_by(*key_columns)
+        if model is CostMonthlyRollup:
+            # An account's month lies together on disk: a drill-down under a few accounts reads
+            # a few pages, not one page per row (measured 95 -> see benchmarks at 10M rows).
+            query = query.order_by(CostFact.usage_account_id, CostFact.service)
         session.execute(
             insert(model).from_select([*keys, *_COSTS, "line_count"], query)
         )

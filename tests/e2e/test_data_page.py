@@ -3,9 +3,11 @@ and from S3 (moto)."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import re
 import uuid
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -62,6 +64,12 @@ def test_upload_a_focus_file_and_watch_its_import(page, stack):
     expect(page.locator("h1")).to_contain_text(f"Job #{job_id}")
     expect(page.locator("#job-detail-status")).to_contain_text("succeeded", timeout=90_000)
     expect(page.locator("#job-detail-step")).to_contain_text("Imported 1,000 rows")
+
+    # And there it is on the overview, linked to the file's months: every provider, to the cent.
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        total = sum((Decimal(r["BilledCost"]) for r in csv.DictReader(fh)), Decimal(0))
+    page.goto(f"{stack.base_url}/?start=2024-09-01&end=2024-10-31")
+    expect(page.locator("#overview-total")).to_contain_text(f"${total:,.2f} from 01 Sep 2024 to 31 Oct 2024")
 
 
 def test_import_an_export_from_s3_and_watch_it(page, stack, moto):
