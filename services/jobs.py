@@ -171,7 +171,7 @@ class JobKind:
     changes_aws: bool = False
 
     def form_schema(self) -> dict[str, Any]:
-        """The parameters' JSON schema with every default filled in, including those a factory
+        """Return the parameters' JSON schema with every default filled in, including those a factory
         makes (which the schema leaves out), so that a form starts from what the job would use."""
         schema = self.parameters.model_json_schema()
         for name, info in self.parameters.model_fields.items():
