@@ -65,6 +65,8 @@ class TaskResult(Base):
     #: Small results inline; large files by storage path.
     data: Mapped[dict[str, object] | None] = mapped_column(JSON)
     storage_path: Mapped[str | None] = mapped_column(String(1024))
+    #: The run that kept it: a run cut off by a killed worker leaves results that its retry replaces.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

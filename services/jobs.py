@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
@@ -116,8 +116,9 @@ class JobContext:
     """What an executor gets: its parameters, and ways to report progress, log, store results."""
 
     def __init__(self, *, task_id: int, actor: Actor, parameters: dict[str, Any], cancel: threading.Event,
-                 report: ProgressFn | None = None) -> None:
+                 report: ProgressFn | None = None, attempt: int = 1) -> None:
         self.task_id = task_id
+        self.attempt = attempt
         self.report = report
         self.actor = actor
         self.parameters = parameters
@@ -149,7 +150,7 @@ class JobContext:
         """Keep a result (inline data or a file) for download."""
         with database.session_scope() as session:
             session.add(TaskResult(task_id=self.task_id, name=name, data=data, storage_path=path,
-                                   content_type=content_type, size_bytes=size))
+                                   content_type=content_type, size_bytes=size, attempt=self.attempt))
 
 
 class JobCancelled(Exception):
@@ -360,9 +361,10 @@ def list_tasks(session: Session, *, actor: Actor, limit: int = 20, offset: int =
 
 def list_results(session: Session, *, actor: Actor, task_id: int) -> list[tuple[int, str, int]]:
     """Return a job's results as (id, name, size in bytes)."""
-    get_task(session, actor=actor, task_id=task_id)
+    task = get_task(session, actor=actor, task_id=task_id)
     rows = session.execute(select(TaskResult.id, TaskResult.name, TaskResult.size_bytes)
-                           .where(TaskResult.task_id == task_id).order_by(TaskResult.id)).all()
+                           .where(TaskResult.task_id == task_id, TaskResult.attempt == max(task.attempts, 1))
+                           .order_by(TaskResult.id)).all()
     return [(i, n, s) for i, n, s in rows]
 
 
@@ -571,13 +573,14 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     except PermissionDenied as exc:
         finish(session, task_id=task_id, owner=owner, actor=Actor.system("jobs"), status="failed", error=exc.message)
         return None
-    return {"actor": actor, "kind": task.kind, "parameters": dict(task.parameters)}
+    return {"actor": actor, "kind": task.kind, "parameters": dict(task.parameters), "attempt": task.attempts}
 
 
 def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameters: dict[str, Any],
-                 report: ProgressFn | None = None) -> None:
+                 attempt: int, report: ProgressFn | None = None) -> None:
     cancel = threading.Event()
-    ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel, report=report)
+    ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel, report=report,
+                     attempt=attempt)
     heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=max(1.0, LEASE_SECONDS / 4))
     heartbeat.start()
     started, cpu_started = time.monotonic(), time.process_time()
@@ -633,6 +636,8 @@ def finish(session: Session, *, task_id: int, owner: str | None, actor: Actor, s
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just updated
     session.refresh(task)
+    # Exactly one run's results stand: those of a run cut off before it could finish go.
+    session.execute(delete(TaskResult).where(TaskResult.task_id == task_id, TaskResult.attempt != task.attempts))
     _append_log(task, f"finished: {status}" + (f" ({error})" if error else ""))
     session.merge(TaskMetrics(task_id=task_id, wall_seconds=wall_seconds, cpu_seconds=cpu_seconds,
                               peak_memory_bytes=peak_memory, aws_requests=aws_requests))
@@ -676,6 +681,6 @@ def run_here(*, actor: Actor, kind: str, parameters: dict[str, object], report: 
         audit.record(session, actor=actor, action="job.submit", object_type="task", object_id=task_id,
                      details={"kind": kind, "status": "running", "reasons": []})
     _run_claimed(task_id=task_id, owner=owner, actor=actor, kind=kind, parameters=params.model_dump(mode="json"),
-                 report=report)
+                 attempt=1, report=report)
     with database.session_scope() as session:
         return get_task(session, actor=actor, task_id=task_id)

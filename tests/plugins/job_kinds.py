@@ -6,8 +6,6 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models import TaskResult
-from services import database
 from services.jobs import JobCancelled, JobContext, JobKind, register_kind
 
 
@@ -29,8 +27,7 @@ def run_steps(ctx: JobContext) -> dict[str, object]:
             raise RuntimeError(f"step {step} broke")
         time.sleep(params.seconds_per_step)
         ctx.progress(int(step * 100 / params.steps), f"step {step} of {params.steps}")
-    with database.session_scope() as session:
-        session.add(TaskResult(task_id=ctx.task_id, name="steps.json", data={"steps": params.steps}))
+    ctx.add_result("steps.json", data={"steps": params.steps})
     return {"steps": params.steps}
 
 

@@ -82,6 +82,23 @@ def test_expired_lease_is_claimed_again_and_only_the_new_owner_finishes(people):
     assert _task(view.id).attempts == 2
 
 
+def test_a_run_cut_off_after_keeping_its_result_leaves_exactly_one_result_after_the_retry(people):
+    view = _submit(people["eve"], steps=2)
+    with database.session_scope() as s:
+        jobs.claim(s, task_id=view.id, owner="killed-worker", now=utcnow() - dt.timedelta(hours=1))
+    # The killed run had kept its result, then died before it could finish the job.
+    jobs.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event(),
+                    attempt=1).add_result("steps.json", data={"steps": 2})
+    with database.session_scope() as s:
+        assert len(jobs.list_results(s, actor=people["eve"], task_id=view.id)) == 1  # visible while it stands
+    jobs.execute_task(view.id, owner="w2")  # the lease ran out: the retry runs the job again
+    with database.session_scope() as s:
+        kept = s.scalars(select(TaskResult).where(TaskResult.task_id == view.id)).all()
+        listed = jobs.list_results(s, actor=people["eve"], task_id=view.id)
+    assert _task(view.id).status == "succeeded" and _task(view.id).attempts == 2
+    assert [(r.name, r.attempt) for r in kept] == [("steps.json", 2)] and len(listed) == 1
+
+
 def test_job_that_keeps_losing_its_worker_fails_after_max_attempts(people):
     view = _submit(people["eve"])
     now = utcnow()
