@@ -43,12 +43,6 @@ def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, s
     return {payer: best(sources) for payer, sources in by_payer.items()}
 
 
-def _cost_columns() -> list[object]:
-    return [money_sum(getattr(CostFact, c)).label(c) for c in _COSTS] + [
-        func.count().label("line_count")
-    ]
-
-
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
     # Which source counts for each payer is decided first (a handful of rows), then the facts are
@@ -57,29 +51,21 @@ def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     in_period = and_(CostFact.billing_period == billing_period, or_(false(), *(
         and_(CostFact.payer_account_id == payer, CostFact.source.in_(sorted(sources)))
         for payer, sources in counted.items())))
-    specs: list[tuple[type[CostDailyRollup | CostAllocationRollup | CostMonthlyRollup], list[str]]] = [
-        (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id",
-                           "service", "region", "currency"]),
-        (CostAllocationRollup, ["usage_date", "billing_period", "usage_account_id", "service",
-                                "team", "cost_center", "environment", "currency"]),
-        (CostMonthlyRollup, ["billing_period", "provider", "usage_account_id", "service",
-                             "usage_type", "charge_category", "currency"]),
+    # Each rollup: its key columns, and the order its rows go in, so that the few rows one question
+    # needs lie together on disk (an account's month; a service's days). The smallest two come
+    # from rollups just built, not from the facts again.
+    facts: list[tuple[type[Any], list[str], list[str]]] = [
+        (CostDailyRollup, ["usage_date", "billing_period", "provider", "usage_account_id", "service", "region",
+                           "currency"], []),
+        (CostAllocationRollup, ["usage_date", "billing_period", "usage_account_id", "service", "team",
+                                "cost_center", "environment", "currency"], []),
+        (CostMonthlyRollup, ["billing_period", "provider", "usage_account_id", "service", "usage_type",
+                             "charge_category", "currency"], ["usage_account_id", "service"]),
     ]
-    for model, keys in specs:
-        session.execute(delete(model).where(model.billing_period == billing_period))
-        key_columns = [getattr(CostFact, k) for k in keys]
-        query = select(*key_columns, *_cost_columns()).where(in_period).group_by(*key_columns)
-        if model is CostMonthlyRollup:
-            # An account's month lies together on disk: a drill-down under a few accounts reads
-            # a few pages, not one page per row (measured 95 -> see benchmarks at 10M rows).
-            query = query.order_by(CostFact.usage_account_id, CostFact.service)
-        session.execute(
-            insert(model).from_select([*keys, *_COSTS, "line_count"], query)
-        )
-    # The smallest rollups come from the ones just built, not from the facts again. Rows go in in
-    # the order their queries read them (an account's months; a service's days), so that the few
-    # rows one question needs lie together.
-    derived: list[tuple[type[CostSummaryRollup | CostTeamDailyRollup], type[Any], list[str], list[str]]] = [
+    for target, keys, order in facts:
+        _refill(session, target, source=CostFact, keys=keys, order=order, where=in_period,
+                billing_period=billing_period)
+    derived: list[tuple[type[Any], type[Any], list[str], list[str]]] = [
         (CostSummaryRollup, CostMonthlyRollup,
          ["billing_period", "provider", "usage_account_id", "service", "currency"], ["usage_account_id", "service"]),
         (CostTeamDailyRollup, CostAllocationRollup,
@@ -87,12 +73,19 @@ def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
          ["service", "usage_date", "team"]),
     ]
     for target, source, keys, order in derived:
-        session.execute(delete(target).where(target.billing_period == billing_period))
-        key_columns = [getattr(source, k) for k in keys]
-        query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in _COSTS), func.sum(source.line_count))
-                 .where(source.billing_period == billing_period).group_by(*key_columns)
-                 .order_by(*(getattr(source, k) for k in order)))
-        session.execute(insert(target).from_select([*keys, *_COSTS, "line_count"], query))
+        _refill(session, target, source=source, keys=keys, order=order,
+                where=source.billing_period == billing_period, billing_period=billing_period)
+
+
+def _refill(session: Session, target: type[Any], *, source: type[Any], keys: list[str], order: list[str],
+            where: Any, billing_period: dt.date) -> None:
+    """Replace one rollup's rows of a billing period with sums of ``source`` (facts or a finer rollup)."""
+    session.execute(delete(target).where(target.billing_period == billing_period))
+    key_columns = [getattr(source, k) for k in keys]
+    lines = func.count() if source is CostFact else func.sum(source.line_count)
+    query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in _COSTS), lines)
+             .where(where).group_by(*key_columns).order_by(*(getattr(source, k) for k in order)))
+    session.execute(insert(target).from_select([*keys, *_COSTS, "line_count"], query))
 
 
 def list_billing_periods(session: Session) -> list[dt.date]:

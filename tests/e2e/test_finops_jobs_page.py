@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_browser import sign_in
+from tests.e2e.test_jobs_page import submit_and_watch
 from tests.integration.test_aws_finops import BASE_KEY, BASE_SECRET, _assumed
 from tests.stacks import http_session
 
@@ -63,12 +64,7 @@ def test_an_audit_over_three_profiles_shows_each_profile_progress_to_the_end(pag
         option.click()
     page.keyboard.press("Escape")
     expect(profiles_field).to_contain_text("3 selected")
-    page.click("#jobs-submit")
-    alert = page.locator("#jobs-submit-message .alert")
-    expect(alert).to_contain_text("is queued")
-    job_id = re.search(r"Job #(\d+)", alert.inner_text()).group(1)
-    alert.get_by_role("link", name="Watch it").click()
-    expect(page.locator("h1")).to_contain_text(f"Job #{job_id}")
+    job_id = submit_and_watch(page)
 
     # Live: the step names the profiles as they run and the bar moves. A profile can finish
     # between two updates of the page, so the whole sequence is read from the log at the end.

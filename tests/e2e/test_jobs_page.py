@@ -18,6 +18,11 @@ def _start(page, stack, kind_label: str, fields: dict[str, str]) -> str:  # type
     page.get_by_role("option", name=kind_label).click()
     for name, value in fields.items():
         page.locator(f"[id*='\"name\":\"{name}\"']").fill(value)
+    return submit_and_watch(page)
+
+
+def submit_and_watch(page) -> str:  # type: ignore[no-untyped-def]
+    """Submit the jobs form, follow the queued job to its page; return its id."""
     page.click("#jobs-submit")
     alert = page.locator("#jobs-submit-message .alert")
     expect(alert).to_contain_text("is queued")
