@@ -45,11 +45,30 @@ TEAMS = ["platform", "data", "payments", "web", "ml", "security", ""]
 ACTOR = Actor(user_id=None, username="bench", roles=frozenset({"finance"}))
 
 
+ENVIRONMENTS = ["prod", "staging", "dev"]
+
+
+def _estate(rng: random.Random, accounts: int) -> list[tuple[str, list[str], list[float], list[str], dict[str, str]]]:
+    """Each account as organisations have them: its own handful of services (the big ones more
+    often) in one to three regions, owned by one team, in one environment."""
+    names = [name for name, _ in SERVICES]
+    weights = [w for _, w in SERVICES]
+    estate = []
+    for i in range(accounts):
+        chosen = sorted(set(rng.choices(range(len(names)), weights, k=rng.randrange(6, 18))))
+        team = TEAMS[i % len(TEAMS)]
+        tags = {"team": team, "cost-center": f"CC-{100 + TEAMS.index(team)}",
+                "environment": ENVIRONMENTS[i % len(ENVIRONMENTS)]} if team else {}
+        estate.append((f"{100000000000 + i}", [names[c] for c in chosen], [weights[c] for c in chosen],
+                       rng.sample(REGIONS[:-1], rng.randrange(1, 4)) + ["global"], tags))
+    return estate
+
+
 def generate(*, rows: int, accounts: int, months: int, start: dt.date,
              seed: int = 7) -> Iterator[tuple[dt.date, Iterator[FactRow]]]:
-    """Yield (billing period, its rows) with ``rows`` line items spread over the months."""
+    """Yield (billing period, its rows) with ``rows`` resource-level line items over the months."""
     rng = random.Random(seed)
-    weights = [w for _, w in SERVICES]
+    estate = _estate(rng, accounts)
     per_month = rows // months
     for m in range(months):
         period = dt.date(start.year + (start.month - 1 + m) // 12, (start.month - 1 + m) % 12 + 1, 1)
@@ -57,16 +76,18 @@ def generate(*, rows: int, accounts: int, months: int, start: dt.date,
 
         def month_rows(period: dt.date = period, days: int = days) -> Iterator[FactRow]:
             for i in range(per_month):
-                service = rng.choices(SERVICES, weights)[0][0]
-                region = REGIONS[rng.randrange(len(REGIONS))]
-                team = TEAMS[rng.randrange(len(TEAMS))]
+                account, services, weights, regions, tags = estate[rng.randrange(len(estate))]
+                service = rng.choices(services, weights)[0]
+                region = regions[rng.randrange(len(regions))]
                 cost = Decimal(rng.randrange(1, 10_000_000)) / Decimal(100_000)
-                tags = {"team": team, "cost-center": f"CC-{100 + TEAMS.index(team)}"} if team else {}
+                resource = rng.randrange(60)
                 yield FactRow(usage_date=period + dt.timedelta(days=i % days),
-                              usage_account_id=f"{100000000000 + rng.randrange(accounts)}", service=service,
+                              usage_account_id=account, service=service,
                               unblended_cost=cost, amortized_cost=cost, net_cost=cost, list_cost=cost,
                               payer_account_id="999999999999", region=region,
-                              usage_type=f"{region[:2].upper()}-Usage-{rng.randrange(12)}", tags=tags,
+                              usage_type=f"{region[:2].upper()}-Usage-{resource % 12}",
+                              resource_id=f"arn:aws:{service[-2:]}:{region}:{account}:resource/r-{resource:04d}",
+                              tags=tags if rng.random() < 0.9 else {},
                               usage_quantity=Decimal(rng.randrange(1, 1000)), usage_unit="Hrs")
 
         yield period, month_rows()
@@ -74,14 +95,12 @@ def generate(*, rows: int, accounts: int, months: int, start: dt.date,
 
 FOCUS_COLUMNS = ["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "ChargeCategory",
                  "ChargePeriodStart", "EffectiveCost", "ListCost", "ProviderName", "ServiceName", "SubAccountId",
-                 "RegionId", "x_UsageType", "Tags", "ConsumedQuantity", "ConsumedUnit"]
+                 "RegionId", "x_UsageType", "ResourceId", "Tags", "ConsumedQuantity", "ConsumedUnit"]
 
 
 def write_focus_file(path: Path, *, rows: int, accounts: int, start: dt.date) -> None:
     """Write one month of the same spread as a FOCUS 1.0 CSV (gzip), the way an export arrives."""
     period = start.isoformat() + "T00:00:00Z"
-    tags_json = {team: json.dumps({"team": team, "cost-center": f"CC-{100 + TEAMS.index(team)}"}) if team else ""
-                 for team in TEAMS}
     with gzip.open(path, "wt", newline="", encoding="utf-8", compresslevel=1) as fh:
         writer = csv.writer(fh)
         writer.writerow(FOCUS_COLUMNS)
@@ -89,8 +108,8 @@ def write_focus_file(path: Path, *, rows: int, accounts: int, start: dt.date) ->
             cost = str(row.unblended_cost)
             writer.writerow([cost, row.payer_account_id, "USD", period, "Usage",
                              row.usage_date.isoformat() + "T00:00:00Z", cost, cost, "AWS", row.service,
-                             row.usage_account_id, row.region, row.usage_type, tags_json[row.tags.get("team", "")],
-                             str(row.usage_quantity), row.usage_unit])
+                             row.usage_account_id, row.region, row.usage_type, row.resource_id,
+                             json.dumps(row.tags) if row.tags else "", str(row.usage_quantity), row.usage_unit])
 
 
 class Stopwatch:

@@ -63,9 +63,10 @@ class CostFact(Base):
     usage_unit: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     source: Mapped[str] = mapped_column(String(32))
-    import_batch_id: Mapped[int] = mapped_column(
-        ForeignKey("import_batches.id", ondelete="CASCADE"), index=True
-    )
+    #: The batch that loaded the row (lineage). No foreign key and no index on purpose: checking
+    #: one costs a trigger call per loaded row; facts are only written with their batch, in
+    #: its transaction, and nothing looks facts up by batch.
+    import_batch_id: Mapped[int] = mapped_column(Integer)
 
 
 class _RollupCosts:

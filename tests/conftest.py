@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from dashapp.cli import migrate
 from dashapp.settings import Settings
-from services import audit, crypto, database
+from services import audit, cache, crypto, database
 from services.crypto import Keyring
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -99,8 +99,10 @@ def _truncate_all(url: str) -> None:
 
 @pytest.fixture()
 def db_url(blank_db_url: str) -> Iterator[str]:
-    """A migrated, empty database (emptied again after the test)."""
+    """A migrated, empty database (emptied again after the test), and an empty query cache (the
+    data version starts again with each test, so an entry of the last test could match)."""
     database.configure(blank_db_url)
+    cache.configure(None)
     crypto.configure(TEST_KEYS)
     audit.configure(TEST_AUDIT_KEY)
     yield blank_db_url
