@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 _session_factory: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
@@ -105,3 +105,18 @@ def session_scope(*, commit_on: tuple[type[BaseException], ...] = ()) -> Iterato
         raise
     finally:
         session.close()
+
+
+def savepoint(session: Session) -> SessionTransaction:
+    """Begin a savepoint that truly nests, on every database (use as a context manager).
+
+    Python's sqlite3 (before 3.12) opens a transaction only before a data change, not before a
+    SAVEPOINT: a savepoint taken first would be a transaction of its own, and releasing it would
+    commit. So on SQLite a transaction is begun first when none is open.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.driver_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+    return session.begin_nested()

@@ -3,15 +3,23 @@
 How a file is read
     Lazily and more than once, never held in memory. A first, cheap pass reads only the key
     columns (billing period, billing account, currency, provider): it checks them, counts the
-    rows of each billing period and notes its billing accounts. If anything is wrong there,
-    ``InvalidInput`` is raised before anything is written. Then, for each billing period, a pass
-    parses that period's rows in full and streams them into ``services.ingest.replace_period``,
-    which replaces the facts of that period, source and billing accounts (so importing the same
-    file again changes nothing) and rebuilds the period's rollups. A row that fails to parse
-    there is reported the same way; the caller's transaction, in which all of this runs, is then
-    rolled back by the caller. A file of one billing period, the normal case, is read twice;
-    one of ``n`` periods ``n + 1`` times. The file's SHA-256 is taken before and after: a file
-    that changed meanwhile is refused.
+    rows of each billing period and notes its billing accounts and which files hold it. If
+    anything is wrong there, ``InvalidInput`` is raised before anything is written. Then, for
+    each billing period, a pass parses that period's rows (in the files that hold it) in full and
+    streams them into ``services.ingest.replace_period``, which replaces the facts of that period,
+    source and billing accounts (so importing the same file again changes nothing) and rebuilds
+    the period's rollups. A row that fails to parse there is reported the same way; the caller's
+    transaction, in which all of this runs, is then rolled back by the caller. A file of one
+    billing period, the normal case, is read twice. The file's SHA-256 is taken before and
+    after: a file that changed meanwhile is refused.
+
+    FOCUS CSV (plain or gzip) is read column-wise by Arrow, a block of some 50,000 rows at a
+    time: the same checks and mapping computed on whole columns, each distinct date, account id,
+    currency and tag set parsed once by the row-wise parsers themselves. Whatever that pass cannot
+    take exactly (a value missing or too long, a number with more decimals than Arrow's decimal
+    cast holds, a date that does not parse, a currency mix...) sends the pass back to a savepoint
+    and the period is read again row by row, which also names every problem by row and column.
+    CUR 2.0 and Parquet files are read row by row.
 
     The format is sniffed from the content: gzip magic (``.csv.gz``), Parquet magic
     (``.parquet``: read one record batch of the needed columns at a time), else UTF-8 CSV (a
@@ -134,8 +142,18 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.orm import Session
 
 from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup, ImportBatch
+from models.types import MONEY_PRECISION, MONEY_SCALE
+from services import database
 from services.errors import InvalidInput
-from services.ingest import FactRow, billing_period_of, replace_period
+from services.ingest import (
+    ARROW_FACT_COLUMNS,
+    ArrowFacts,
+    FactRow,
+    allocation_keys,
+    billing_period_of,
+    replace_period,
+    tags_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +186,7 @@ _ACCOUNT_ID_LENGTH = _column_length(
     CostDailyRollup.__table__.c.usage_account_id, CostAllocationRollup.__table__.c.usage_account_id,
     CostMonthlyRollup.__table__.c.usage_account_id,
 )
+_QUANTITY_SCALE = int(CostFact.__table__.c.usage_quantity.type.scale)  # type: ignore[attr-defined]
 _LIMITS = {name: _column_length(CostFact.__table__.c[name]) for name in (
     "provider", "service", "service_category", "region", "usage_type", "charge_category",
     "resource_id", "usage_unit",
@@ -304,19 +323,27 @@ def import_files(
     name = (file_name or ", ".join(s.path.name for s in sources))[:512]
     batches: list[ImportBatch] = []
     done = 0
+    columnwise = _columnwise_possible(sources, scan.format)
     for period in sorted(scan.periods):
         expected = scan.period_rows[period]
+        holding = [source for i, source in enumerate(sources) if i in scan.sources_of[period]]
 
         def report(written: int, before: int = done) -> None:
             if on_progress is not None:
                 on_progress(before + written)
 
-        batch = replace_period(
-            session, source=scan.format, billing_period=period,
-            rows=_period_facts(sources, fmt=scan.format, period=period, expected=expected),
-            payer_account_ids=scan.periods[period], file_name=name, actor_id=actor_id,
-            on_chunk=report,
-        )
+        load = functools.partial(replace_period, session, source=scan.format, billing_period=period,
+                                 payer_account_ids=scan.periods[period], file_name=name, actor_id=actor_id,
+                                 on_chunk=report)
+        batch = None
+        if columnwise:
+            try:
+                with database.savepoint(session):  # the row-wise pass starts from here again
+                    batch = load(rows=ArrowFacts(_focus_tables(holding, period=period, expected=expected)))
+            except _NeedsRowPath:
+                logger.info("%s: billing period %s goes row by row", name, period)
+        if batch is None:
+            batch = load(rows=_period_facts(holding, fmt=scan.format, period=period, expected=expected))
         batch.checksum = checksum
         batches.append(batch)
         done += expected
@@ -621,17 +648,25 @@ class _Cells:
         return value
 
     def tags(self, key: str) -> dict[str, str]:
-        tags: dict[str, str] = {}
-        for name, value in self.mapping(key).items():
-            if isinstance(value, str):
-                tags[str(name)] = value
-            elif value is None:
-                tags[str(name)] = ""
-            elif isinstance(value, int | float | bool):
-                tags[str(name)] = json.dumps(value)
-            else:
-                raise self.fail(key, f"tag {name!r} has a nested value")
-        return tags
+        try:
+            return _tag_values(self.mapping(key))
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+
+def _tag_values(mapping: dict[str, object]) -> dict[str, str]:
+    """Return tags as text: non-string scalars as their JSON text, a null as ""; refuse nesting."""
+    tags: dict[str, str] = {}
+    for name, value in mapping.items():
+        if isinstance(value, str):
+            tags[str(name)] = value
+        elif value is None:
+            tags[str(name)] = ""
+        elif isinstance(value, int | float | bool):
+            tags[str(name)] = json.dumps(value)
+        else:
+            raise ValueError(f"tag {name!r} has a nested value")
+    return tags
 
 
 def _account(cells: _Cells, key: str, *, required: bool = True) -> str | None:
@@ -642,9 +677,10 @@ def _account(cells: _Cells, key: str, *, required: bool = True) -> str | None:
 def _currency(cells: _Cells, key: str) -> str:
     value = cells.text(key, required=True)
     assert value is not None  # required=True raised otherwise
-    if len(value) != 3 or not value.isalpha():
-        raise cells.fail(key, f"{value[:40]!r} is not a three-letter currency code")
-    return value.upper()
+    try:
+        return _currency_code(value)
+    except ValueError as exc:
+        raise cells.fail(key, str(exc)) from None
 
 
 def _period(cells: _Cells, key: str) -> dt.date:
@@ -841,6 +877,8 @@ class _Scan:
     providers: set[str] = field(default_factory=set)
     #: (billing period, billing account) -> (currency, where it was first seen)
     currencies: dict[tuple[dt.date, str], tuple[str, str]] = field(default_factory=dict)
+    #: billing period -> the indexes of the sources that hold rows of it
+    sources_of: dict[dt.date, set[int]] = field(default_factory=dict)
 
 
 def _keys(cells: _Cells, layout: _Layout) -> tuple[dt.date, str, str, str]:
@@ -853,15 +891,60 @@ def _keys(cells: _Cells, layout: _Layout) -> tuple[dt.date, str, str, str]:
 
 
 def _scan(sources: Sequence[_Source]) -> _Scan:
-    """Read the key columns of every row; raise if any is wrong or the files hold no row."""
+    """Read the key columns of every row; raise if any is wrong or the files hold no row.
+
+    Column-wise where it can (see ``_scan_columnwise``), else, or when anything is wrong, row by
+    row: that pass names every problem by row and column.
+    """
     fmt = _format_of(sources)
+    if _columnwise_possible(sources, fmt):
+        try:
+            return _scan_columnwise(sources, fmt)
+        except _NeedsRowPath:
+            logger.info("the key columns go row by row")
+    return _scan_rows(sources, fmt)
+
+
+def _scan_columnwise(sources: Sequence[_Source], fmt: Format) -> _Scan:
+    """The first pass on whole columns: each distinct key parsed once, rows counted by Arrow."""
+    import pyarrow as pa
+
+    layout = _LAYOUTS[fmt]
+    keys = [layout.period, layout.account, layout.currency, *([layout.provider] if layout.provider else [])]
+    scan = _Scan(format=fmt)
+    for index, source in enumerate(sources):
+        for cells in _text_batches(source, layout, keys):
+            columns = _TextColumns(cells)
+            table = pa.table({
+                "period": columns.period(layout.period),
+                "account": columns.each(columns.text(layout.account, required=True), stored_account_id, pa.string()),
+                "currency": columns.each(columns.text(layout.currency, required=True), _currency_code, pa.string()),
+                "provider": (columns.text(layout.provider, required=True, limit=_LIMITS["provider"])
+                             if layout.provider else pa.array(["AWS"] * columns.rows, type=pa.string())),
+            })
+            counts = table.group_by(["period", "account", "currency", "provider"]).aggregate([([], "count_all")])
+            for period, account, currency, provider, rows in zip(*counts.to_pydict().values(), strict=True):
+                scan.rows += rows
+                scan.period_rows[period] = scan.period_rows.get(period, 0) + rows
+                scan.periods.setdefault(period, set()).add(account)
+                scan.sources_of.setdefault(period, set()).add(index)
+                scan.providers.add(provider)
+                if scan.currencies.setdefault((period, account), (currency, ""))[0] != currency:
+                    raise _NeedsRowPath  # a currency mix: the row-wise pass says where
+    if scan.rows == 0:
+        raise _NeedsRowPath
+    return scan
+
+
+def _scan_rows(sources: Sequence[_Source], fmt: Format) -> _Scan:
+    """The first pass row by row."""
     layout = _LAYOUTS[fmt]
     keys = [layout.period, layout.account, layout.currency]
     if layout.provider is not None:
         keys.append(layout.provider)
     scan = _Scan(format=fmt)
     errors = _Errors()
-    for source in sources:
+    for index, source in enumerate(sources):
         with source.open() as table:
             columns = _columns(table, source, layout)
             wanted = {k: columns[k] for k in keys}
@@ -894,6 +977,7 @@ def _scan(sources: Sequence[_Source]) -> _Scan:
                     scan.period_rows[period] = 1
                     scan.periods[period] = set()
                 scan.periods[period].add(account)
+                scan.sources_of.setdefault(period, set()).add(index)
                 scan.providers.add(provider)
                 first = scan.currencies.get((period, account))
                 if first is None:
@@ -943,6 +1027,214 @@ def _period_facts(sources: Sequence[_Source], *, fmt: Format, period: dt.date,
     if count != expected:
         raise InvalidInput("the file changed while it was being imported: "
                            f"{count} rows for {period:%Y-%m} where there were {expected}")
+
+
+# --- the column-wise pass ------------------------------------------------------------------------
+
+
+class _NeedsRowPath(Exception):
+    """The column-wise pass met something only the row-wise pass handles or reports exactly."""
+
+
+#: Bytes of CSV the column-wise pass parses at a time (some 50,000 rows of a FOCUS export).
+ARROW_BLOCK_BYTES = 16 << 20
+_WIDE_MONEY = (38, 20)
+
+
+def _columnwise_possible(sources: Sequence[_Source], fmt: Format) -> bool:
+    """FOCUS as CSV (plain or gzip) goes column-wise; CUR 2.0 and Parquet go row by row."""
+    if fmt != "focus":
+        return False
+    for source in sources:
+        with source.path.open("rb") as fh:
+            if fh.read(4) == _PARQUET_MAGIC:
+                return False
+    return True
+
+
+def _focus_tables(sources: Sequence[_Source], *, period: dt.date, expected: int) -> Iterator[Any]:
+    """Yield one billing period's FOCUS rows as Arrow tables of fact columns (``ArrowFacts``).
+
+    The same mapping as ``_focus_fact``, computed on whole columns by Arrow: text trimmed and
+    "missing" made null, money cast exactly and rounded half-even to the money scale, dates, account
+    ids, currencies and tags parsed once per distinct value with the row-wise parsers themselves.
+    Anything out of the ordinary (a missing required value, text too long, a number or date that
+    does not parse, a changed file...) raises ``_NeedsRowPath``: the caller then rolls this period
+    back and takes it row by row, which reports each problem by row and column.
+    """
+    count = 0
+    for source in sources:
+        for cells in _text_batches(source, _LAYOUTS["focus"]):
+            facts = _focus_batch(cells, period)
+            count += facts.num_rows
+            if facts.num_rows:
+                yield facts
+    if count != expected:
+        raise _NeedsRowPath
+
+
+def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Read a CSV source with Arrow, a block at a time: the layout's columns (or just ``keys``) as
+    text, by logical name. Whatever Arrow cannot read raises ``_NeedsRowPath``."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    with source.open() as table:
+        columns = _columns(table, source, layout)
+        compressed = isinstance(table, _CsvTable) and table.compressed
+    if keys is not None:
+        columns = {key: columns[key] for key in keys}
+    if any(name != name.strip() for name in columns.values()):
+        raise _NeedsRowPath  # Arrow would not find a header name the row-wise reader strips
+    logical = {actual: name for name, actual in columns.items()}
+    try:
+        with pa.input_stream(str(source.path), compression="gzip" if compressed else None) as stream:
+            reader = pa_csv.open_csv(
+                stream, read_options=pa_csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=list(logical), strings_can_be_null=False,
+                    column_types={name: pa.string() for name in logical}))
+            for batch in reader:
+                yield {logical[name]: batch.column(name) for name in batch.schema.names}
+    except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _NeedsRowPath from exc
+
+
+class _TextColumns:
+    """A batch of text columns by logical name, read the way ``_Cells`` reads one row's values;
+    anything ``_Cells`` would refuse or treat specially raises ``_NeedsRowPath`` instead."""
+
+    def __init__(self, cells: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        self.cells = cells
+        self.rows = len(next(iter(cells.values())))
+        self._missing = pa.array(sorted(_MISSING), type=pa.string())
+
+    def filter(self, mask: Any) -> None:
+        self.cells = {key: column.filter(mask) for key, column in self.cells.items()}
+        self.rows = len(next(iter(self.cells.values())))
+
+    def text(self, key: str, *, required: bool = False, limit: int | None = None) -> Any:
+        """Trimmed text, "" and NULL as null."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.cells.get(key)
+        if column is None:
+            if required:
+                raise _NeedsRowPath
+            return pa.nulls(self.rows, type=pa.string())
+        column = pc.utf8_trim_whitespace(column)
+        column = pc.if_else(pc.is_in(column, value_set=self._missing), pa.scalar(None, pa.string()), column)
+        if required and column.null_count:
+            raise _NeedsRowPath
+        if limit is not None and (pc.max(pc.utf8_length(column)).as_py() or 0) > limit:
+            raise _NeedsRowPath
+        return column
+
+    @staticmethod
+    def each(column: Any, parse: Callable[[str], Any], kind: Any) -> Any:
+        """Parse each distinct value once, with the row-wise parser."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(column)
+        try:
+            parsed = [parse(value) for value in encoded.dictionary.to_pylist()]
+        except (ValueError, _CellError):
+            raise _NeedsRowPath from None
+        return pa.array(parsed, type=kind).take(encoded.indices)
+
+    def money(self, key: str) -> Any:
+        """Exact, rounded half-even to the money scale, as ``_Cells.money``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            wide = self.text(key, required=True).cast(pa.decimal128(*_WIDE_MONEY))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _NeedsRowPath from None
+        rounded = pc.round(wide, ndigits=MONEY_SCALE, round_mode="half_to_even")
+        return rounded.cast(pa.decimal128(MONEY_PRECISION, MONEY_SCALE))
+
+    def number(self, key: str, scale: int) -> Any:
+        """Exact as ``_Cells.number``; more decimals than ``scale`` go row by row."""
+        import pyarrow as pa
+
+        try:
+            return self.text(key).cast(pa.decimal128(MONEY_PRECISION, scale))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _NeedsRowPath from None
+
+    def period(self, key: str) -> Any:
+        import pyarrow as pa
+
+        return self.each(self.text(key, required=True), lambda v: billing_period_of(_parse_day(v)), pa.date32())
+
+
+def _focus_batch(cells: dict[str, Any], period: dt.date) -> Any:
+    """Map one batch of FOCUS text columns to the fact columns of its rows in ``period``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = _TextColumns(cells)
+    text, each, money = columns.text, columns.each, columns.money
+    in_period = pc.equal(columns.period("BillingPeriodStart"), pa.scalar(period))
+    if not pc.all(in_period).as_py():
+        columns.filter(in_period)
+    billing_account = each(text("BillingAccountId", required=True), stored_account_id, pa.string())
+    sub_account = each(text("SubAccountId"), stored_account_id, pa.string())
+    limit = _LIMITS["usage_type"]
+    description = text("ChargeDescription")
+    usage_type = pc.coalesce(text("x_UsageType", limit=limit), text("SkuId", limit=limit),
+                             pc.utf8_slice_codeunits(description, 0, limit), pa.scalar("", pa.string()))
+    raw_tags = text("Tags")
+    tags = each(raw_tags, _tag_columns, pa.struct([("json", pa.string()), ("team", pa.string()),
+                                                   ("cost_center", pa.string()), ("environment", pa.string())]))
+    none = pa.scalar("{}", pa.string())
+    quantity = columns.number("ConsumedQuantity", _QUANTITY_SCALE)
+    effective = money("EffectiveCost")
+    facts = {
+        "usage_date": each(text("ChargePeriodStart", required=True), _parse_day, pa.date32()),
+        "provider": text("ProviderName", required=True, limit=_LIMITS["provider"]),
+        "payer_account_id": billing_account,
+        "usage_account_id": pc.coalesce(sub_account, billing_account),
+        "service": text("ServiceName", required=True, limit=_LIMITS["service"]),
+        "service_category": text("ServiceCategory", limit=_LIMITS["service_category"]),
+        "region": pc.coalesce(text("RegionId", limit=_LIMITS["region"]), pa.scalar("global", pa.string())),
+        "usage_type": usage_type,
+        "charge_category": text("ChargeCategory", required=True, limit=_LIMITS["charge_category"]),
+        "resource_id": text("ResourceId", limit=_LIMITS["resource_id"]),
+        "tags": pc.coalesce(pc.struct_field(tags, "json"), none),
+        **{key: pc.coalesce(pc.struct_field(tags, key), pa.scalar("", pa.string()))
+           for key in ("team", "cost_center", "environment")},
+        "unblended_cost": money("BilledCost"),
+        "amortized_cost": effective,
+        "net_cost": effective,
+        "list_cost": money("ListCost"),
+        "usage_quantity": quantity,
+        "usage_unit": text("ConsumedUnit", limit=_LIMITS["usage_unit"]),
+        "currency": each(text("BillingCurrency", required=True), _currency_code, pa.string()),
+    }
+    return pa.table({name: facts[name] for name in ARROW_FACT_COLUMNS})
+
+
+def _tag_columns(text: str) -> dict[str, str]:
+    """A Tags cell as stored: its JSON and the allocation keys it resolves to."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    tags = _tag_values(value)
+    team, cost_center, environment = allocation_keys(tags)
+    return {"json": tags_json(tags), "team": team, "cost_center": cost_center, "environment": environment}
+
+
+def _currency_code(value: str) -> str:
+    if len(value) != 3 or not value.isalpha():
+        raise ValueError(f"{value[:40]!r} is not a three-letter currency code")
+    return value.upper()
 
 
 __all__ = ["MAX_ERRORS", "Format", "ImportResult", "detect_format", "import_file",

@@ -78,12 +78,35 @@ def _first_tag(tags: dict[str, str], keys: tuple[str, ...]) -> str:
     return ""
 
 
+def allocation_keys(tags: dict[str, str]) -> tuple[str, str, str]:
+    """Return the team, cost centre and environment that tags resolve to ("" for none)."""
+    if not tags:
+        return "", "", ""
+    return (_first_tag(tags, TEAM_TAGS), _first_tag(tags, COST_CENTER_TAGS),
+            _first_tag(tags, ENVIRONMENT_TAGS)[:32])
+
+
+class ArrowFacts:
+    """Facts already in Arrow tables, for loaders that parse column by column.
+
+    Each table has the columns of ``ARROW_FACT_COLUMNS``: tags as their JSON text with the
+    allocation keys beside them (see ``allocation_keys`` and ``tags_json``), money as decimal128 at
+    the money scale; the billing period, source and batch are added here. Rows must all belong
+    to the billing period being replaced (the loader filters them).
+    """
+
+    def __init__(self, tables: Iterable[pa.Table]) -> None:
+        self.tables = tables
+
+
 #: The fact columns as loaded, in order (``id`` is the database's).
 _COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usage_account_id", "service",
             "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
             "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
             "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
 _MONEY = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+#: What an ``ArrowFacts`` table holds: every fact column but those the load itself sets.
+ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("billing_period", "source", "import_batch_id"))
 _QUANTITY_SCALE = int(cast(Numeric, CostFact.__table__.c.usage_quantity.type).scale or 0)
 
 
@@ -91,6 +114,7 @@ def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id:
     """Return a chunk of rows as one list per fact column (what COPY, Arrow and inserts all take)."""
     count = len(chunk)
     tags: list[dict[str, str]] = [row.tags for row in chunk]
+    keys = [allocation_keys(t) for t in tags]
     return {
         "usage_date": [row.usage_date for row in chunk],
         "billing_period": [period] * count,
@@ -104,9 +128,9 @@ def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id:
         "charge_category": [row.charge_category for row in chunk],
         "resource_id": [row.resource_id for row in chunk],
         "tags": list(tags),
-        "team": [_first_tag(t, TEAM_TAGS) if t else "" for t in tags],
-        "cost_center": [_first_tag(t, COST_CENTER_TAGS) if t else "" for t in tags],
-        "environment": [_first_tag(t, ENVIRONMENT_TAGS)[:32] if t else "" for t in tags],
+        "team": [k[0] for k in keys],
+        "cost_center": [k[1] for k in keys],
+        "environment": [k[2] for k in keys],
         "unblended_cost": [row.unblended_cost for row in chunk],
         "amortized_cost": [row.amortized_cost for row in chunk],
         "net_cost": [row.net_cost for row in chunk],
@@ -139,7 +163,7 @@ def _to_table(columns: dict[str, list[object]]) -> pa.Table:
         elif name == "usage_quantity":
             arrays[name] = exact(values, _QUANTITY_SCALE)
         elif name == "tags":
-            arrays[name] = pa.array([_tags_json(t) for t in values], type=pa.string())
+            arrays[name] = pa.array([tags_json(t) for t in values], type=pa.string())
         elif name == "import_batch_id":
             arrays[name] = pa.array(values, type=pa.int64())
         else:
@@ -147,7 +171,8 @@ def _to_table(columns: dict[str, list[object]]) -> pa.Table:
     return pa.table(arrays)
 
 
-def _tags_json(tags: object) -> str:
+def tags_json(tags: object) -> str:
+    """Return tags as stored: compact JSON, ``{}`` for none."""
     return json.dumps(tags, separators=(",", ":")) if tags else "{}"
 
 
@@ -157,12 +182,48 @@ def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
         yield chunk
 
 
+def _prepared(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: str, batch_id: int,
+              as_table: bool, as_mappings: bool) -> Iterator[tuple[pa.Table | None, list[dict[str, object]]]]:
+    """Yield the rows a chunk at a time: as an Arrow table of every fact column (for COPY and the
+    in-memory rollups) and/or as mappings (for an insert)."""
+    import pyarrow as pa
+
+    if isinstance(rows, ArrowFacts):
+        pieces = (piece for given in rows.tables  # inserts take them as Python objects: a chunk at a time
+                  for piece in (given.slice(at, CHUNK_SIZE) for at in range(0, given.num_rows, CHUNK_SIZE))
+                  ) if as_mappings else rows.tables
+        for piece in pieces:
+            count = piece.num_rows
+            table = piece.select(list(ARROW_FACT_COLUMNS))
+            for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
+                                      ("import_batch_id", batch_id, pa.int64())):
+                table = table.append_column(name, pa.array([value] * count, type=kind))
+            table = table.select(list(_COLUMNS))
+            mappings = table.to_pylist() if as_mappings else []
+            for mapping in mappings:
+                mapping["tags"] = json.loads(cast(str, mapping["tags"]))
+            yield table, mappings
+        return
+    for chunk in _chunks(rows, CHUNK_SIZE if as_mappings else COPY_CHUNK_SIZE):
+        for row in chunk:
+            row_period = billing_period_of(row.billing_period or row.usage_date)
+            if row_period != period:
+                raise ValueError(
+                    f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
+                    f"to billing period {period}"
+                )
+        columns = _to_columns(chunk, period=period, source=source, batch_id=batch_id)
+        mappings = ([dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+                    if as_mappings else [])
+        yield (_to_table(columns) if as_table else None), mappings
+
+
 def replace_period(
     session: Session,
     *,
     source: str,
     billing_period: dt.date,
-    rows: Iterable[FactRow],
+    rows: Iterable[FactRow] | ArrowFacts,
     actor_id: int | None = None,
     file_name: str | None = None,
     payer_account_ids: Collection[str] | None = None,
@@ -195,25 +256,16 @@ def replace_period(
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
         copy = stack.enter_context(rollups.copy_writer(connection, "cost_facts", _COLUMNS)) if postgresql else None
-        for chunk in _chunks(rows, COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE):
-            for row in chunk:
-                row_period = billing_period_of(row.billing_period or row.usage_date)
-                if row_period != period:
-                    raise ValueError(
-                        f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
-                        f"to billing period {period}"
-                    )
-            columns = _to_columns(chunk, period=period, source=source, batch_id=batch.id)
-            table = _to_table(columns) if sums is not None or copy is not None else None
+        for table, mappings in _prepared(rows, period=period, source=source, batch_id=batch.id,
+                                         as_table=sums is not None or copy is not None, as_mappings=not postgresql):
             if copy is not None:
                 copy(table)
             else:
                 # A plain table insert (executemany) is much faster than the ORM's bulk path.
-                mappings = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
                 connection.execute(insert(cast(Table, CostFact.__table__)), mappings)
             if sums is not None and not sums.add(table):
                 sums = None
-            total += len(chunk)
+            total += len(mappings) if table is None else table.num_rows
             if on_chunk is not None:
                 on_chunk(total)
     if total >= ANALYZE_AFTER_ROWS and postgresql:

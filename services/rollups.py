@@ -196,8 +196,8 @@ def copy_writer(connection: Connection, name: str, columns: Sequence[str]) -> It
     Arrow's CSV writer (C++) formats the rows, several times faster than Python, and COPY beats
     INSERTs. The data goes out from a background thread and the server parses it as it arrives,
     so the caller prepares the next rows while PostgreSQL stores the last: the two overlap on two
-    cores (psycopg bounds what waits to go out at 1,024 pieces of 128 KiB). Nothing else may use the connection until the block ends; an exception in it aborts
-    the COPY (and so the transaction).
+    cores (psycopg bounds what waits to go out at 1,024 pieces of 128 KiB). Nothing else may use
+    the connection until the block ends; an exception in it aborts the COPY (and so the transaction).
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv

@@ -601,3 +601,132 @@ def test_a_large_file_streams_in_memory_that_does_not_grow_with_it(db_url, tmp_p
     # Less than the file's rows take as mere lists of strings, let alone as facts.
     assert large_peak < _rows_as_lists(large, LARGE_ROWS), large_peak
     assert large_peak < 150_000_000
+
+
+# --- the column-wise pass ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def row_path_calls(monkeypatch):
+    """The billing periods that went row by row (the column-wise pass gave up on them)."""
+    calls = []
+    row_wise = importers._period_facts
+
+    def counting(sources, *, fmt, period, expected):
+        calls.append(period)
+        return row_wise(sources, fmt=fmt, period=period, expected=expected)
+
+    monkeypatch.setattr(importers, "_period_facts", counting)
+    return calls
+
+
+def _stored_facts(session: Session) -> list[tuple[object, ...]]:
+    columns = [c for c in CostFact.__table__.columns if c.name not in ("id", "import_batch_id")]
+    # Decimals by value: 0E-11 and 0 are the same money (SQLite keeps the text it was given).
+    return sorted(tuple(repr(v.normalize() if isinstance(v, Decimal) else v) for v in row)
+                  for row in session.execute(select(*columns)))
+
+
+def _import_both_ways(path: Path, monkeypatch, row_path_calls: list[dt.date]) -> tuple[list[object], list[object]]:
+    """Import a file column-wise, then again row by row (which replaces it): both sets of facts.
+    ``row_path_calls`` keeps the periods the first import took row by row."""
+    with database.session_scope() as s:
+        importers.import_file(s, path=path)
+    with database.session_scope() as s:
+        columnwise = _stored_facts(s)
+    taken, row_path_calls[:] = list(row_path_calls), []
+    with monkeypatch.context() as m:
+        m.setattr(importers, "_columnwise_possible", lambda sources, fmt: False)
+        with database.session_scope() as s:
+            importers.import_file(s, path=path)
+    row_path_calls[:] = taken
+    with database.session_scope() as s:
+        return columnwise, _stored_facts(s)
+
+
+def test_the_sample_goes_column_wise_and_lands_exactly_as_row_by_row(db_url, sample, monkeypatch, row_path_calls):
+    columnwise, row_wise = _import_both_ways(sample, monkeypatch, row_path_calls)
+    assert row_path_calls == []  # no period of the sample needed the row-wise pass
+    assert len(columnwise) == 1000 and columnwise == row_wise
+
+
+AWKWARD_HEADER = ["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodStart", "ChargeCategory",
+                  "ChargePeriodStart", "EffectiveCost", "ListCost", "ProviderName", "ServiceName", "SubAccountId",
+                  "RegionId", "SkuId", "ChargeDescription", "Tags", "ConsumedQuantity", "ConsumedUnit", "ResourceId"]
+
+
+def _awkward_rows(count: int) -> list[list[str]]:
+    """Values that test the mapping: padding, NULL and empty cells, money past the scale (half-even
+    ties both ways), exponents, long descriptions, odd tags, quoted line breaks, offsets, two periods."""
+    rows = []
+    for i in range(count):
+        tags = ['{"team": "web", "CostCenter": "CC-1"}', "", "NULL", '{"env": "prod", "n": 3, "ok": true, "x": null}',
+                '{"Team": "x\\ny", "owner_team": "ignored"}', "{}"][i % 6]
+        rows.append([
+            ["1.000000000005", "-0.000000000015", " 2.5 ", "1e-3", "0.000000000025", "12345.678901234567"][i % 6],
+            "999999999999", ["USD", "usd"][i % 2],
+            ["2025-03-01T00:00:00Z", "2025-03-01", "2025-04-01T00:00:00+00:00"][i % 3] if i % 7 else "2025-03-01",
+            "Usage", ["2025-03-31T23:30:00-02:00", "2025-03-05 10:00:00", "2025-04-02T00:00:00Z"][i % 3]
+            if i % 7 else "2025-03-09T00:00:00Z",
+            "0.1", " 0.3 ", ["AWS", "Microsoft"][i % 2], ["Amazon EC2", "Virtual Machines", "AWS Lambda"][i % 3],
+            ["", "NULL", "111111111111", "/subscriptions/" + "0" * 130][i % 4], ["us-east-1", "", "NULL"][i % 3],
+            ["", "SKU-1", "NULL"][i % 3], ["line\nbreak " + "d" * 200, "", "short"][i % 3], tags,
+            ["", "1.5", "2E2", "NULL"][i % 4], ["Hours", ""][i % 2], ["", "i-0abc", "NULL"][i % 3],
+        ])
+    return rows
+
+
+def test_awkward_values_land_column_wise_exactly_as_row_by_row(db_url, tmp_path, monkeypatch, row_path_calls):
+    monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)  # many batches
+    plain = _write_csv(tmp_path / "awkward.csv", AWKWARD_HEADER, _awkward_rows(600))
+    with_bom = tmp_path / "bom.csv"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    for path in (plain, with_bom, _gzip_copy(plain, tmp_path / "awkward.csv.gz")):
+        columnwise, row_wise = _import_both_ways(path, monkeypatch, row_path_calls)
+        assert row_path_calls == [] and len(columnwise) == 600
+        assert columnwise == row_wise
+
+
+def test_what_the_column_wise_pass_cannot_take_goes_row_by_row_from_a_clean_start(db_url, tmp_path, monkeypatch,
+                                                                                 row_path_calls):
+    monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)  # the odd row comes batches after the first
+    rows = _awkward_rows(600)
+    rows[550][0] = "0.1234567890123456789012345"  # more decimals than Arrow's cast takes; valid all the same
+    path = _write_csv(tmp_path / "odd.csv", AWKWARD_HEADER, rows)
+    columnwise, row_wise = _import_both_ways(path, monkeypatch, row_path_calls)
+    assert row_path_calls == [dt.date(2025, 3, 1)]  # April went column-wise; March was started again row by row
+    assert columnwise == row_wise and len(columnwise) == 600
+
+
+def test_a_bad_row_late_in_a_column_wise_import_is_named_and_nothing_stays(db_url, tmp_path, monkeypatch,
+                                                                          row_path_calls):
+    monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)
+    rows = _awkward_rows(600)
+    rows[580][6] = "twelve"  # EffectiveCost
+    path = _write_csv(tmp_path / "bad.csv", AWKWARD_HEADER, rows)
+    before = _snapshot()
+    with pytest.raises(InvalidInput, match="row 581, column EffectiveCost: 'twelve' is not a number"), \
+            database.session_scope() as s:
+        importers.import_file(s, path=path)
+    assert row_path_calls and _snapshot() == before
+
+
+def test_monthly_files_imported_together_are_each_read_for_their_own_month_only(db_url, tmp_path, monkeypatch,
+                                                                                 row_path_calls):
+    rows = _awkward_rows(300)
+    march = [r for r in rows if r[3].startswith("2025-03")]
+    april = [r for r in rows if r[3].startswith("2025-04")]
+    paths = [_write_csv(tmp_path / "march.csv", AWKWARD_HEADER, march),
+             _write_csv(tmp_path / "april.csv", AWKWARD_HEADER, april)]
+    read = []
+    focus_tables = importers._focus_tables
+
+    def spying(sources, *, period, expected):
+        read.append((period, [s.path.name for s in sources]))
+        return focus_tables(sources, period=period, expected=expected)
+
+    monkeypatch.setattr(importers, "_focus_tables", spying)
+    with database.session_scope() as s:
+        result = importers.import_files(s, paths=paths)
+    assert result.rows == 300 and row_path_calls == []
+    assert read == [(dt.date(2025, 3, 1), ["march.csv"]), (dt.date(2025, 4, 1), ["april.csv"])]
