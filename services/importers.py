@@ -13,7 +13,7 @@ How a file is read
     billing period, the normal case, is read twice. The file's SHA-256 is taken before and
     after: a file that changed meanwhile is refused.
 
-    FOCUS CSV (plain or gzip) is read column-wise by Arrow, a block of some 50,000 rows at a
+    FOCUS CSV (plain or gzip) is read column-wise by Arrow, a block of some 25,000 rows at a
     time: the same checks and mapping computed on whole columns, each distinct date, account id,
     currency and tag set parsed once by the row-wise parsers themselves. Whatever that pass cannot
     take exactly (a value missing or too long, a number with more decimals than Arrow's decimal
@@ -1036,8 +1036,8 @@ class _NeedsRowPath(Exception):
     """The column-wise pass met something only the row-wise pass handles or reports exactly."""
 
 
-#: Bytes of CSV the column-wise pass parses at a time (some 50,000 rows of a FOCUS export).
-ARROW_BLOCK_BYTES = 16 << 20
+#: Bytes of CSV the column-wise pass parses at a time (some 25,000 rows of a FOCUS export).
+ARROW_BLOCK_BYTES = 8 << 20
 _WIDE_MONEY = (38, 20)
 
 

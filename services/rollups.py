@@ -113,7 +113,7 @@ class PeriodSums:
     """
 
     #: Incoming rows held before they are folded into the partial sums.
-    FOLD_ROWS = 250_000
+    FOLD_ROWS = 100_000
 
     def __init__(self) -> None:
         self._pending: list[Any] = []
@@ -194,19 +194,18 @@ def copy_writer(connection: Connection, name: str, columns: Sequence[str]) -> It
     """Open one COPY into a PostgreSQL table and give a function that sends Arrow tables into it.
 
     Arrow's CSV writer (C++) formats the rows, several times faster than Python, and COPY beats
-    INSERTs. The data goes out from a background thread and the server parses it as it arrives,
-    so the caller prepares the next rows while PostgreSQL stores the last: the two overlap on two
-    cores (psycopg bounds what waits to go out at 1,024 pieces of 128 KiB). Nothing else may use
-    the connection until the block ends; an exception in it aborts the COPY (and so the transaction).
+    INSERTs. One COPY for all of them: the server stores rows as they arrive while the caller
+    prepares the next (a COPY per chunk would wait for the server at the end of each, and the two
+    cores would take turns). Nothing else may use the connection until the block ends; an
+    exception in it aborts the COPY (and so the transaction).
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
-    from psycopg.copy import QueuedLibpqWriter
 
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]  # psycopg 3 connection
         statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
-        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+        with cursor.copy(statement) as copy:
 
             def write(table: Any) -> None:
                 if list(table.column_names) != list(columns):
