@@ -12,7 +12,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Numeric, Table, delete, insert, select, text, update
+from sqlalchemy import Numeric, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from models import CostFact, DataVersion, ImportBatch
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Rows loaded per statement: a multi-row insert (rows as Python objects), or on PostgreSQL a COPY
-#: (rows as Arrow columns, a few times smaller, and fewer round trips pay).
+#: Rows per chunk: an insert on SQLite (its values pass through Python objects), or a write into
+#: PostgreSQL's COPY (Arrow columns, a few times smaller, and fewer round trips pay).
 CHUNK_SIZE = 5_000
 COPY_CHUNK_SIZE = 20_000
 #: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
@@ -182,29 +182,22 @@ def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
         yield chunk
 
 
-def _prepared(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: str, batch_id: int,
-              as_table: bool, as_mappings: bool) -> Iterator[tuple[pa.Table | None, list[dict[str, object]]]]:
-    """Yield the rows a chunk at a time: as an Arrow table of every fact column (for COPY and the
-    in-memory rollups) and/or as mappings (for an insert)."""
+def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: str, batch_id: int,
+            chunk_size: int) -> Iterator[pa.Table]:
+    """Yield the rows as Arrow tables of every fact column, at most ``chunk_size`` rows each."""
     import pyarrow as pa
 
     if isinstance(rows, ArrowFacts):
-        pieces = (piece for given in rows.tables  # inserts take them as Python objects: a chunk at a time
-                  for piece in (given.slice(at, CHUNK_SIZE) for at in range(0, given.num_rows, CHUNK_SIZE))
-                  ) if as_mappings else rows.tables
-        for piece in pieces:
-            count = piece.num_rows
-            table = piece.select(list(ARROW_FACT_COLUMNS))
-            for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
-                                      ("import_batch_id", batch_id, pa.int64())):
-                table = table.append_column(name, pa.array([value] * count, type=kind))
-            table = table.select(list(_COLUMNS))
-            mappings = table.to_pylist() if as_mappings else []
-            for mapping in mappings:
-                mapping["tags"] = json.loads(cast(str, mapping["tags"]))
-            yield table, mappings
+        for given in rows.tables:
+            for at in range(0, given.num_rows, chunk_size):
+                piece = given.slice(at, chunk_size).select(list(ARROW_FACT_COLUMNS))
+                count = piece.num_rows
+                for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
+                                          ("import_batch_id", batch_id, pa.int64())):
+                    piece = piece.append_column(name, pa.array([value] * count, type=kind))
+                yield piece.select(list(_COLUMNS))
         return
-    for chunk in _chunks(rows, CHUNK_SIZE if as_mappings else COPY_CHUNK_SIZE):
+    for chunk in _chunks(rows, chunk_size):
         for row in chunk:
             row_period = billing_period_of(row.billing_period or row.usage_date)
             if row_period != period:
@@ -212,10 +205,7 @@ def _prepared(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: 
                     f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
                     f"to billing period {period}"
                 )
-        columns = _to_columns(chunk, period=period, source=source, batch_id=batch_id)
-        mappings = ([dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-                    if as_mappings else [])
-        yield (_to_table(columns) if as_table else None), mappings
+        yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id))
 
 
 def replace_period(
@@ -256,16 +246,15 @@ def replace_period(
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
         copy = stack.enter_context(rollups.copy_writer(connection, "cost_facts", _COLUMNS)) if postgresql else None
-        for table, mappings in _prepared(rows, period=period, source=source, batch_id=batch.id,
-                                         as_table=sums is not None or copy is not None, as_mappings=not postgresql):
+        for table in _tables(rows, period=period, source=source, batch_id=batch.id,
+                             chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE):
             if copy is not None:
                 copy(table)
             else:
-                # A plain table insert (executemany) is much faster than the ORM's bulk path.
-                connection.execute(insert(cast(Table, CostFact.__table__)), mappings)
+                rollups.insert_rows(connection, CostFact.__tablename__, table)
             if sums is not None and not sums.add(table):
                 sums = None
-            total += len(mappings) if table is None else table.num_rows
+            total += table.num_rows
             if on_chunk is not None:
                 on_chunk(total)
     if total >= ANALYZE_AFTER_ROWS and postgresql:
