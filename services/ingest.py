@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models import CostFact, DataVersion, ImportBatch
 from models.base import utcnow
 from models.types import MONEY_PRECISION, MONEY_SCALE
-from services import rollups
+from services import bulk, rollups
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -245,13 +245,13 @@ def replace_period(
     postgresql = connection.dialect.name == "postgresql"
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
-        copy = stack.enter_context(rollups.copy_writer(connection, "cost_facts", _COLUMNS)) if postgresql else None
+        copy = stack.enter_context(bulk.copy_writer(connection, "cost_facts", _COLUMNS)) if postgresql else None
         for table in _tables(rows, period=period, source=source, batch_id=batch.id,
                              chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE):
             if copy is not None:
                 copy(table)
             else:
-                rollups.insert_rows(connection, CostFact.__tablename__, table)
+                bulk.insert_rows(connection, CostFact.__tablename__, table)
             if sums is not None and not sums.add(table):
                 sums = None
             total += table.num_rows
