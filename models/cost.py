@@ -181,7 +181,9 @@ class CostTeamDailyRollup(_RollupCosts, Base):
     __tablename__ = "cost_team_daily_rollups"
     __table_args__ = (
         Index("ix_cost_team_daily_rollups_service_date", "service", "usage_date"),
-        Index("ix_cost_team_daily_rollups_date", "usage_date"),
+        # Not on the date alone: rows lie in date order, so PostgreSQL would take a date-only index
+        # for "one service over 90 days" and filter out every other service (4x slower, measured).
+        Index("ix_cost_team_daily_rollups_date_service", "usage_date", "service"),
         Index("ix_cost_team_daily_rollups_period", "billing_period"),
     )
 
