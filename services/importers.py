@@ -17,9 +17,10 @@ How a file is read
     time: the same checks and mapping computed on whole columns, each distinct date, account id,
     currency and tag set parsed once by the row-wise parsers themselves. Whatever that pass cannot
     take exactly (a value missing or too long, a number with more decimals than Arrow's decimal
-    cast holds, a date that does not parse, a currency mix...) sends the pass back to a savepoint
-    and the period is read again row by row, which also names every problem by row and column.
-    CUR 2.0 and Parquet files are read row by row.
+    cast holds, a date that does not parse, a currency mix, a Parquet float...) sends the pass
+    back to a savepoint and the period is read again row by row, which also names every problem
+    by row and column. FOCUS Parquet goes the same way (decimals, integers, dates and timestamps
+    as their exact text, a Tags map as its JSON). CUR 2.0 files are read row by row.
 
     The format is sniffed from the content: gzip magic (``.csv.gz``), Parquet magic
     (``.parquet``: read one record batch of the needed columns at a time), else UTF-8 CSV (a
@@ -1038,18 +1039,14 @@ class _NeedsRowPath(Exception):
 
 #: Bytes of CSV the column-wise pass parses at a time (some 25,000 rows of a FOCUS export).
 ARROW_BLOCK_BYTES = 8 << 20
+#: Rows of Parquet the column-wise pass reads at a time.
+PARQUET_COLUMN_BATCH_ROWS = 25_000
 _WIDE_MONEY = (38, 20)
 
 
 def _columnwise_possible(sources: Sequence[_Source], fmt: Format) -> bool:
-    """FOCUS as CSV (plain or gzip) goes column-wise; CUR 2.0 and Parquet go row by row."""
-    if fmt != "focus":
-        return False
-    for source in sources:
-        with source.path.open("rb") as fh:
-            if fh.read(4) == _PARQUET_MAGIC:
-                return False
-    return True
+    """FOCUS goes column-wise (CSV, gzip CSV or Parquet); CUR 2.0 goes row by row."""
+    return fmt == "focus"
 
 
 def _focus_tables(sources: Sequence[_Source], *, period: dt.date, expected: int) -> Iterator[Any]:
@@ -1074,31 +1071,70 @@ def _focus_tables(sources: Sequence[_Source], *, period: dt.date, expected: int)
 
 
 def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Read a CSV source with Arrow, a block at a time: the layout's columns (or just ``keys``) as
+    """Read a source with Arrow, a block at a time: the layout's columns (or just ``keys``) as
     text, by logical name. Whatever Arrow cannot read raises ``_NeedsRowPath``."""
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
 
     with source.open() as table:
         columns = _columns(table, source, layout)
+        parquet = isinstance(table, _ParquetTable)
         compressed = isinstance(table, _CsvTable) and table.compressed
     if keys is not None:
         columns = {key: columns[key] for key in keys}
-    if any(name != name.strip() for name in columns.values()):
-        raise _NeedsRowPath  # Arrow would not find a header name the row-wise reader strips
     logical = {actual: name for name, actual in columns.items()}
     try:
-        with pa.input_stream(str(source.path), compression="gzip" if compressed else None) as stream:
-            reader = pa_csv.open_csv(
-                stream, read_options=pa_csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
-                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=list(logical), strings_can_be_null=False,
-                    column_types={name: pa.string() for name in logical}))
-            for batch in reader:
-                yield {logical[name]: batch.column(name) for name in batch.schema.names}
+        if parquet:
+            yield from _parquet_text_batches(source, logical)
+            return
+        if any(name != name.strip() for name in logical):
+            raise _NeedsRowPath  # Arrow would not find a header name the row-wise reader strips
+        yield from _csv_text_batches(source, logical, compressed=compressed)
     except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         raise _NeedsRowPath from exc
+
+
+def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: bool) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    with pa.input_stream(str(source.path), compression="gzip" if compressed else None) as stream:
+        reader = pa_csv.open_csv(
+            stream, read_options=pa_csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=list(logical), strings_can_be_null=False,
+                column_types={name: pa.string() for name in logical}))
+        for batch in reader:
+            yield {logical[name]: batch.column(name) for name in batch.schema.names}
+
+
+def _parquet_text_batches(source: _Source, logical: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Parquet columns as the text ``_Cells`` would read from them (see ``_parquet_text``)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(source.path) as parquet:
+        for batch in parquet.iter_batches(batch_size=PARQUET_COLUMN_BATCH_ROWS, columns=list(logical)):
+            yield {logical[name]: _parquet_text(batch.column(name)) for name in batch.schema.names}
+
+
+def _parquet_text(column: Any) -> Any:
+    """A typed Parquet column as text that parses to what the row-wise pass takes from it: decimals,
+    integers and dates exactly; timestamps at their UTC time; a map as its JSON object. A float
+    (whose value the row-wise pass takes by its shortest text) or anything else goes row by row."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return column.cast(pa.string())
+    if pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_date(kind):
+        return column.cast(pa.string())
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.timestamp("us"), safe=False).cast(pa.string())  # the UTC instant, no zone
+    if pa.types.is_map(kind) and pa.types.is_string(kind.key_type):
+        # Distinct maps are few but Arrow cannot tell them apart: JSON each row (about 2 µs).
+        return pa.array([None if pairs is None else json.dumps(dict(pairs)) for pairs in column.to_pylist()],
+                        type=pa.string())
+    raise _NeedsRowPath
 
 
 class _TextColumns:
