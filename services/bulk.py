@@ -11,8 +11,19 @@ from sqlalchemy import Connection, bindparam, insert
 from models.base import Base
 from models.types import MONEY_SCALE
 
-#: Rows per COPY write (as CSV text): bounds the memory one write takes.
+#: Rows per COPY write (as CSV text) and per SQLite insert (as Python objects): bound the memory
+#: one write takes.
 COPY_ROWS = 50_000
+INSERT_ROWS = 5_000
+
+
+def write_table(connection: Connection, name: str, table: Any) -> None:
+    """Write an Arrow table into a table: one COPY on PostgreSQL, else inserts a slice at a time."""
+    if connection.dialect.name == "postgresql":
+        copy_table(connection, name, table)
+        return
+    for part in table.to_batches(max_chunksize=INSERT_ROWS):
+        insert_rows(connection, name, part)
 
 
 def insert_rows(connection: Connection, name: str, table: Any) -> None:

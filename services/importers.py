@@ -148,6 +148,7 @@ from services import database
 from services.errors import InvalidInput
 from services.ingest import (
     ARROW_FACT_COLUMNS,
+    QUANTITY_SCALE,
     ArrowFacts,
     FactRow,
     allocation_keys,
@@ -187,7 +188,6 @@ _ACCOUNT_ID_LENGTH = _column_length(
     CostDailyRollup.__table__.c.usage_account_id, CostAllocationRollup.__table__.c.usage_account_id,
     CostMonthlyRollup.__table__.c.usage_account_id,
 )
-_QUANTITY_SCALE = int(CostFact.__table__.c.usage_quantity.type.scale)  # type: ignore[attr-defined]
 _LIMITS = {name: _column_length(CostFact.__table__.c[name]) for name in (
     "provider", "service", "service_category", "region", "usage_type", "charge_category",
     "resource_id", "usage_unit",
@@ -324,7 +324,7 @@ def import_files(
     name = (file_name or ", ".join(s.path.name for s in sources))[:512]
     batches: list[ImportBatch] = []
     done = 0
-    columnwise = _columnwise_possible(sources, scan.format)
+    columnwise = _columnwise_possible(scan.format)
     for period in sorted(scan.periods):
         expected = scan.period_rows[period]
         holding = [source for i, source in enumerate(sources) if i in scan.sources_of[period]]
@@ -898,7 +898,7 @@ def _scan(sources: Sequence[_Source]) -> _Scan:
     row: that pass names every problem by row and column.
     """
     fmt = _format_of(sources)
-    if _columnwise_possible(sources, fmt):
+    if _columnwise_possible(fmt):
         try:
             return _scan_columnwise(sources, fmt)
         except _NeedsRowPath:
@@ -1044,7 +1044,7 @@ PARQUET_COLUMN_BATCH_ROWS = 25_000
 _WIDE_MONEY = (38, 20)
 
 
-def _columnwise_possible(sources: Sequence[_Source], fmt: Format) -> bool:
+def _columnwise_possible(fmt: Format) -> bool:
     """FOCUS goes column-wise (CSV, gzip CSV or Parquet); CUR 2.0 goes row by row."""
     return fmt == "focus"
 
@@ -1230,7 +1230,7 @@ def _focus_batch(cells: dict[str, Any], period: dt.date) -> Any:
     tags = each(raw_tags, _tag_columns, pa.struct([("json", pa.string()), ("team", pa.string()),
                                                    ("cost_center", pa.string()), ("environment", pa.string())]))
     none = pa.scalar("{}", pa.string())
-    quantity = columns.number("ConsumedQuantity", _QUANTITY_SCALE)
+    quantity = columns.number("ConsumedQuantity", QUANTITY_SCALE)
     effective = money("EffectiveCost")
     facts = {
         "usage_date": each(text("ChargePeriodStart", required=True), _parse_day, pa.date32()),

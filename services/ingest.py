@@ -104,10 +104,10 @@ _COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usa
             "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
             "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
             "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
-_MONEY = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
 #: What an ``ArrowFacts`` table holds: every fact column but those the load itself sets.
 ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("billing_period", "source", "import_batch_id"))
-_QUANTITY_SCALE = int(cast(Numeric, CostFact.__table__.c.usage_quantity.type).scale or 0)
+#: The scale of ``usage_quantity`` (its column type says it).
+QUANTITY_SCALE = int(cast(Numeric, CostFact.__table__.c.usage_quantity.type).scale or 0)
 
 
 def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int) -> dict[str, list[object]]:
@@ -158,10 +158,10 @@ def _to_table(columns: dict[str, list[object]]) -> pa.Table:
     for name, values in columns.items():
         if name in ("usage_date", "billing_period"):
             arrays[name] = pa.array(values, type=pa.date32())
-        elif name in _MONEY:
+        elif name in rollups.MONEY_COLUMNS:
             arrays[name] = exact(values, MONEY_SCALE)
         elif name == "usage_quantity":
-            arrays[name] = exact(values, _QUANTITY_SCALE)
+            arrays[name] = exact(values, QUANTITY_SCALE)
         elif name == "tags":
             arrays[name] = pa.array([tags_json(t) for t in values], type=pa.string())
         elif name == "import_batch_id":

@@ -21,13 +21,11 @@ from models import (
 from models.types import MONEY_PRECISION, MONEY_SCALE, money_sum
 from services import bulk
 
-_COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+#: The money columns of facts and rollups alike.
+MONEY_COLUMNS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
 #: When several sources hold the same payer's costs for a month, the most detailed one counts
 #: and the others are kept but not added (never the same dollar twice).
 SOURCE_PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
-#: Rows per insert statement (as Python objects) when rollups summed in memory are stored on
-#: SQLite: bounds the memory the writing takes.
-INSERT_ROWS = 5_000
 
 
 def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, set[str]]:
@@ -73,7 +71,7 @@ ROLLUPS = (
                                   "currency"), order=("service", "usage_date", "team"), source=CostAllocationRollup),
 )
 #: The fact columns the rollups read.
-FACT_COLUMNS = tuple(dict.fromkeys(k for r in ROLLUPS if r.source is CostFact for k in r.keys)) + _COSTS
+FACT_COLUMNS = tuple(dict.fromkeys(k for r in ROLLUPS if r.source is CostFact for k in r.keys)) + MONEY_COLUMNS
 
 
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
@@ -95,9 +93,9 @@ def _refill(session: Session, rollup: _Rollup, *, where: Any, billing_period: dt
     session.execute(delete(target).where(target.billing_period == billing_period))
     key_columns = [getattr(source, k) for k in rollup.keys]
     lines = func.count() if source is CostFact else func.sum(source.line_count)
-    query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in _COSTS), lines)
+    query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in MONEY_COLUMNS), lines)
              .where(where).group_by(*key_columns).order_by(*(getattr(source, k) for k in rollup.order)))
-    session.execute(insert(target).from_select([*rollup.keys, *_COSTS, "line_count"], query))
+    session.execute(insert(target).from_select([*rollup.keys, *MONEY_COLUMNS, "line_count"], query))
 
 
 class PeriodSums:
@@ -124,7 +122,7 @@ class PeriodSums:
         import pyarrow as pa
 
         money = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
-        if any(facts.schema.field(c).type != money for c in _COSTS):
+        if any(facts.schema.field(c).type != money for c in MONEY_COLUMNS):
             return False  # more decimals than the money scale: the SQL rebuild sums them as stored
         table = facts.select(list(FACT_COLUMNS))
         self._pending.append(table.append_column("line_count", pa.array([1] * table.num_rows, type=pa.int64())))
@@ -143,7 +141,7 @@ class PeriodSums:
         for rollup in ROLLUPS:
             if rollup.source is not CostFact:
                 continue
-            parts = [batch.select([*rollup.keys, *_COSTS, "line_count"])]
+            parts = [batch.select([*rollup.keys, *MONEY_COLUMNS, "line_count"])]
             if rollup.model in self._sums:
                 parts.insert(0, self._sums[rollup.model])
             self._sums[rollup.model] = _sum(pa.concat_tables(parts), rollup.keys)
@@ -162,24 +160,14 @@ class PeriodSums:
                 continue
             if rollup.order:
                 table = table.sort_by([(k, "ascending") for k in rollup.order])
-            _insert_table(session, rollup.model, table)
+            bulk.write_table(session.connection(), rollup.model.__tablename__, table)
 
 
 def _sum(table: Any, keys: tuple[str, ...]) -> Any:
     """Group an Arrow table by ``keys``, summing the money and the line counts."""
-    measures = (*_COSTS, "line_count")
+    measures = (*MONEY_COLUMNS, "line_count")
     summed = table.group_by(list(keys), use_threads=False).aggregate([(c, "sum") for c in measures])
     return summed.select([*keys, *(f"{c}_sum" for c in measures)]).rename_columns([*keys, *measures])
-
-
-def _insert_table(session: Session, model: type[Any], table: Any) -> None:
-    """Write an Arrow table into a table: COPY on PostgreSQL, else inserts a slice at a time."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        bulk.copy_table(connection, model.__tablename__, table)
-        return
-    for part in table.to_batches(max_chunksize=INSERT_ROWS):
-        bulk.insert_rows(connection, model.__tablename__, part)
 
 
 def list_billing_periods(session: Session) -> list[dt.date]:

@@ -636,7 +636,7 @@ def _import_both_ways(path: Path, monkeypatch, row_path_calls: list[dt.date]) ->
         columnwise = _stored_facts(s)
     taken, row_path_calls[:] = list(row_path_calls), []
     with monkeypatch.context() as m:
-        m.setattr(importers, "_columnwise_possible", lambda sources, fmt: False)
+        m.setattr(importers, "_columnwise_possible", lambda fmt: False)
         with database.session_scope() as s:
             importers.import_file(s, path=path)
     row_path_calls[:] = taken
