@@ -10,11 +10,13 @@ from models.cost import (
     CostAnomaly,
     CostDailyRollup,
     CostFact,
+    CostFactKey,
     CostMonthlyRollup,
     CostSummaryRollup,
     CostTeamDailyRollup,
     DataVersion,
     ImportBatch,
+    cost_fact_lines,
 )
 from models.report import DashboardConfig, SavedReport
 from models.resource import Resource, ResourceUtilisation
@@ -48,6 +50,7 @@ __all__ = [
     "CostAnomaly",
     "CostDailyRollup",
     "CostFact",
+    "CostFactKey",
     "CostMonthlyRollup",
     "CostSummaryRollup",
     "CostTeamDailyRollup",
@@ -69,4 +72,5 @@ __all__ = [
     "User",
     "UserRole",
     "UserSession",
+    "cost_fact_lines",
 ]

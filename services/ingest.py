@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from sqlalchemy import Numeric, delete, select, text, update
+from sqlalchemy import Connection, Numeric, delete, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from models import CostFact, DataVersion, ImportBatch
+from models import CostFactKey, DataVersion, ImportBatch, cost_fact_lines
 from models.base import utcnow
 from models.types import MONEY_PRECISION, MONEY_SCALE
 from services import bulk, rollups
@@ -99,15 +102,124 @@ class ArrowFacts:
         self.tables = tables
 
 
-#: The fact columns as loaded, in order (``id`` is the database's).
+#: The fact columns as loaders give them, in order (``CostFact`` stores them as a line and its key).
 _COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usage_account_id", "service",
             "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
             "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
             "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
 #: What an ``ArrowFacts`` table holds: every fact column but those the load itself sets.
 ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("billing_period", "source", "import_batch_id"))
+#: A key's columns, in the order their values are hashed into its id (see ``key_id``).
+KEY_COLUMNS = ("provider", "payer_account_id", "usage_account_id", "service", "service_category", "region",
+               "usage_type", "charge_category", "currency", "usage_unit", "tags", "team", "cost_center",
+               "environment")
+#: A line's columns as loaded.
+LINE_COLUMNS = tuple(c.name for c in cost_fact_lines.columns)
 #: The scale of ``usage_quantity`` (its column type says it).
-QUANTITY_SCALE = int(cast(Numeric, CostFact.__table__.c.usage_quantity.type).scale or 0)
+QUANTITY_SCALE = int(cast(Numeric, cost_fact_lines.c.usage_quantity.type).scale or 0)
+#: Joins a key's values into the text its id hashes; a missing value stands as ``_NULL``.
+_SEPARATOR, _NULL = "\x1f", "\x00"
+
+
+def key_id(values: Iterable[str | None]) -> int:
+    """Return the id of the key with these values (in ``KEY_COLUMNS`` order, tags as stored JSON)."""
+    return _text_id(_SEPARATOR.join(_NULL if v is None else v for v in values))
+
+
+def _text_id(text: str) -> int:
+    # 64 bits of BLAKE2b: two keys of one organisation share an id with odds of about 1 in 10^8
+    # even at a million keys, and a clash refuses the load (primary key) rather than merging them.
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class _Keys:
+    """Splits fact tables into lines and keys, naming each key by its id, and stores the new keys.
+
+    Each key met is also numbered in the order it was first met (its ``seq``), so that the
+    rollups summed on the way in group lines by a small integer (see ``rollups.PeriodSums``).
+    """
+
+    def __init__(self) -> None:
+        self._seq: dict[str, int] = {}
+        self._ids: list[int] = []
+        self._seen: list[pa.Table] = []
+
+    def lines(self, facts: pa.Table, *, first_id: int) -> tuple[pa.Table, pa.Array]:
+        """Return the facts as lines (``LINE_COLUMNS``) numbered from ``first_id``, and each line's
+        key ``seq``; keep the keys."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        facts = facts.combine_chunks()  # one chunk a column: one dictionary for the whole table
+        values = [facts.column(c).chunk(0) if facts.num_rows else pa.array([], type=facts.schema.field(c).type)
+                  for c in KEY_COLUMNS]
+        joined = pc.binary_join_element_wise(*values, _SEPARATOR, null_handling="replace",
+                                             null_replacement=_NULL)
+        nulls = sum(v.null_count for v in values)
+        if (pc.sum(pc.count_substring(joined, _SEPARATOR)).as_py() != facts.num_rows * (len(KEY_COLUMNS) - 1)
+                or (pc.sum(pc.count_substring(joined, _NULL)).as_py() or 0) != nulls):
+            # A value holds a separator: name such keys by their JSON (which never holds one raw).
+            joined = pa.array([json.dumps(row) for row in zip(*(v.to_pylist() for v in values), strict=True)],
+                              type=pa.string())
+        encoded = pc.dictionary_encode(joined)
+        texts = encoded.dictionary.to_pylist()
+        seqs = [self._seq.get(t) for t in texts]
+        fresh = [i for i, found in enumerate(seqs) if found is None]
+        if fresh:
+            new_ids = []
+            for i in fresh:
+                seqs[i] = self._seq[texts[i]] = len(self._ids)
+                self._ids.append(_text_id(texts[i]))
+                new_ids.append(self._ids[-1])
+            first_rows = pc.index_in(pa.array(fresh, type=encoded.indices.type), value_set=encoded.indices)
+            keys = facts.select(list(KEY_COLUMNS)).take(first_rows)
+            self._seen.append(keys.add_column(0, "id", pa.array(new_ids, type=pa.int64())))
+        ids = self._ids
+        columns = {
+            "id": pa.array(range(first_id, first_id + facts.num_rows), type=pa.int64()),
+            "key_id": pa.array([ids[cast(int, q)] for q in seqs], type=pa.int64()).take(encoded.indices),
+        }
+        lines = pa.table([columns[c] if c in columns else facts.column(c) for c in LINE_COLUMNS],
+                         names=list(LINE_COLUMNS))
+        return lines, pa.array(seqs, type=pa.int32()).take(encoded.indices)
+
+    def table(self) -> pa.Table:
+        """Every key met, in ``seq`` order (``id`` and ``KEY_COLUMNS``)."""
+        import pyarrow as pa
+
+        if not self._seen:
+            return pa.table({"id": pa.array([], type=pa.int64()),
+                             **{c: pa.array([], type=pa.string()) for c in KEY_COLUMNS}})
+        if len(self._seen) > 1:
+            self._seen = [pa.concat_tables(self._seen)]
+        return self._seen[0]
+
+    def store(self, connection: Connection) -> int:
+        """Insert the keys met that the database does not hold yet; return how many."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = self.table()
+        if not keys.num_rows:
+            return 0
+        stored = _stored_key_ids(connection, keys.column("id").to_pylist())
+        if stored:
+            keys = keys.filter(pc.invert(pc.is_in(keys.column("id"), value_set=pa.array(sorted(stored),
+                                                                                          type=pa.int64()))))
+        if keys.num_rows:
+            bulk.write_table(connection, CostFactKey.__tablename__, keys)
+        return keys.num_rows
+
+
+def _stored_key_ids(connection: Connection, ids: list[int]) -> set[int]:
+    """Return those of ``ids`` that name a stored key."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql("SELECT id FROM cost_fact_keys WHERE id = ANY(%s)", (ids,))
+        return {row[0] for row in rows}
+    found: set[int] = set()
+    for at in range(0, len(ids), 500):
+        found.update(connection.scalars(select(CostFactKey.id).where(CostFactKey.id.in_(ids[at:at + 500]))))
+    return found
 
 
 def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int) -> dict[str, list[object]]:
@@ -208,6 +320,63 @@ def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: st
         yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id))
 
 
+def _split(tables: Iterable[pa.Table], keys: _Keys, *, batch_id: int) -> Iterator[tuple[pa.Table, pa.Array]]:
+    """Yield each fact table's lines and their keys' ``seq``; line ids hold the batch in the high
+    32 bits, the line's number in the low."""
+    count = 0
+    for table in tables:
+        yield keys.lines(table, first_id=(batch_id << 32) + count)
+        count += table.num_rows
+
+
+_Item = TypeVar("_Item")
+#: Items a ``prefetched`` thread makes ahead at most (each a chunk of rows: bounds the memory).
+PREFETCH_DEPTH = 2
+
+
+def prefetched(items: Iterator[_Item], *, depth: int = PREFETCH_DEPTH) -> Iterator[_Item]:
+    """Yield ``items`` made by a background thread, at most ``depth`` ahead; an exception there is
+    raised here, and leaving early stops the thread and closes ``items``."""
+    ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand((True, item)):
+                    return
+            hand((False, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            hand((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="ingest-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, value = ready.get()
+            if not more:
+                if value is not None:
+                    raise cast(BaseException, value)
+                return
+            yield cast(_Item, value)
+    finally:
+        stop.set()
+        worker.join()
+
+
 def replace_period(
     session: Session,
     *,
@@ -232,38 +401,48 @@ def replace_period(
                         file_name=file_name, status="running")
     session.add(batch)
     session.flush()
-    stale = delete(CostFact).where(CostFact.billing_period == period, CostFact.source == source)
+    lines = cost_fact_lines.c
+    stale = delete(cost_fact_lines).where(lines.billing_period == period, lines.source == source)
     if payer_account_ids is not None:
-        stale = stale.where(CostFact.payer_account_id.in_(sorted(payer_account_ids)))
+        stale = stale.where(lines.key_id.in_(select(CostFactKey.id).where(
+            CostFactKey.payer_account_id.in_(sorted(payer_account_ids)))))
     session.execute(stale)
     # When these rows will be all the period holds, the rollups are summed from them on the way in;
     # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
-    alone = session.scalar(select(CostFact.id).where(CostFact.billing_period == period).limit(1)) is None
+    alone = session.scalar(select(literal(1)).select_from(cost_fact_lines)
+                           .where(lines.billing_period == period).limit(1)) is None
     sums = rollups.PeriodSums() if alone else None
+    keys = _Keys()
     total = 0
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
+    tables = _tables(rows, period=period, source=source, batch_id=batch.id,
+                     chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE)
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
-        copy = stack.enter_context(bulk.copy_writer(connection, "cost_facts", _COLUMNS)) if postgresql else None
-        for table in _tables(rows, period=period, source=source, batch_id=batch.id,
-                             chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE):
+        copy = (stack.enter_context(bulk.copy_writer(connection, cost_fact_lines.name, LINE_COLUMNS))
+                if postgresql else None)
+        # Reading and mapping the next rows (mostly Arrow, which lets go of the GIL) runs in a
+        # thread while this one hands rows to the database: on two cores the two overlap.
+        for part, seqs in prefetched(_split(tables, keys, batch_id=batch.id)):
             if copy is not None:
-                copy(table)
+                copy(part)
             else:
-                bulk.insert_rows(connection, CostFact.__tablename__, table)
-            if sums is not None and not sums.add(table):
+                bulk.insert_rows(connection, cost_fact_lines.name, part)
+            if sums is not None and not sums.add(part, seqs):
                 sums = None
-            total += table.num_rows
+            total += part.num_rows
             if on_chunk is not None:
                 on_chunk(total)
-    if total >= ANALYZE_AFTER_ROWS and postgresql:
-        # Fresh statistics for whatever reads these rows next (the SQL rebuild below included):
-        # without them the planner takes the new month for a handful of rows and sorts a million on disk.
-        session.execute(text("ANALYZE cost_facts"))
+    keys.store(connection)
     if sums is not None:
-        sums.write(session, billing_period=period)
+        sums.write(session, billing_period=period, keys=keys.table())
     else:
+        if total >= ANALYZE_AFTER_ROWS and postgresql:
+            # Fresh statistics for the SQL rebuild: without them the planner takes the new month
+            # for a handful of rows and sorts a million on disk.
+            session.execute(text("ANALYZE cost_fact_lines"))
+            session.execute(text("ANALYZE cost_fact_keys"))
         rollups.rebuild_period(session, billing_period=period)
     batch.row_count = total
     batch.status = "succeeded"

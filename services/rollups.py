@@ -70,8 +70,6 @@ ROLLUPS = (
     _Rollup(CostTeamDailyRollup, ("usage_date", "billing_period", "service", "team", "cost_center", "environment",
                                   "currency"), order=("service", "usage_date", "team"), source=CostAllocationRollup),
 )
-#: The fact columns the rollups read.
-FACT_COLUMNS = tuple(dict.fromkeys(k for r in ROLLUPS if r.source is CostFact for k in r.keys)) + MONEY_COLUMNS
 
 
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
@@ -99,34 +97,39 @@ def _refill(session: Session, rollup: _Rollup, *, where: Any, billing_period: dt
 
 
 class PeriodSums:
-    """The rollups of one billing period summed in memory from the facts as they are loaded.
+    """The rollups of one billing period summed in memory from the lines as they are loaded.
 
-    Used when the facts being loaded are all the period holds (the usual case: a new month, or a
+    Used when the lines being loaded are all the period holds (the usual case: a new month, or a
     source replacing its own month): Arrow's hash aggregation over the incoming batches is many
     times faster than summing the stored rows again in SQL, and exact (decimal128 at the money
     scale; a value that does not fit makes ``add`` return False and the caller rebuilds in SQL).
-    Partial sums are folded together whenever enough batches have piled up, so memory stays
-    near the size of the rollups themselves.
+    Lines are summed by day and key (two integers, see ``services.ingest._Keys``); only at the end
+    are the keys' values attached, for each rollup grouped by the values it keeps. Partial sums
+    are folded together whenever enough batches have piled up, so memory stays bounded.
     """
 
-    #: Incoming rows held before they are folded into the partial sums.
-    FOLD_ROWS = 100_000
+    #: Incoming rows held before they are summed into a partial sum, and partial sums' rows held
+    #: before they are summed together (lines of a day and key often lie far apart in a file).
+    FOLD_ROWS = 200_000
+    MERGE_ROWS = 2_000_000
 
     def __init__(self) -> None:
         self._pending: list[Any] = []
         self._pending_rows = 0
-        self._sums: dict[type[Any], Any] = {}
+        self._partials: list[Any] = []
 
-    def add(self, facts: Any) -> bool:
-        """Take one batch of facts (an Arrow table); False if its money is not decimal128 at the money scale."""
+    def add(self, lines: Any, seqs: Any) -> bool:
+        """Take one batch of lines (an Arrow table) and their keys' ``seq``; False if the money is
+        not decimal128 at the money scale."""
         import pyarrow as pa
 
         money = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
-        if any(facts.schema.field(c).type != money for c in MONEY_COLUMNS):
+        if any(lines.schema.field(c).type != money for c in MONEY_COLUMNS):
             return False  # more decimals than the money scale: the SQL rebuild sums them as stored
-        table = facts.select(list(FACT_COLUMNS))
-        self._pending.append(table.append_column("line_count", pa.array([1] * table.num_rows, type=pa.int64())))
-        self._pending_rows += table.num_rows
+        self._pending.append(pa.table({
+            "usage_date": lines.column("usage_date"), "seq": seqs, **{c: lines.column(c) for c in MONEY_COLUMNS},
+            "line_count": pa.nulls(lines.num_rows, type=pa.int64()).fill_null(1)}))
+        self._pending_rows += lines.num_rows
         if self._pending_rows >= self.FOLD_ROWS:
             self._fold()
         return True
@@ -136,31 +139,72 @@ class PeriodSums:
 
         if not self._pending:
             return
-        batch = pa.concat_tables(self._pending)
+        self._partials.append(_sum(pa.concat_tables(self._pending), ("usage_date", "seq")))
         self._pending, self._pending_rows = [], 0
-        for rollup in ROLLUPS:
-            if rollup.source is not CostFact:
-                continue
-            parts = [batch.select([*rollup.keys, *MONEY_COLUMNS, "line_count"])]
-            if rollup.model in self._sums:
-                parts.insert(0, self._sums[rollup.model])
-            self._sums[rollup.model] = _sum(pa.concat_tables(parts), rollup.keys)
+        if sum(p.num_rows for p in self._partials) > self.MERGE_ROWS:
+            self._merge()
 
-    def write(self, session: Session, *, billing_period: dt.date) -> None:
-        """Replace the period's rows of every rollup with these sums, in the caller's transaction."""
+    def _merge(self) -> None:
+        import pyarrow as pa
+
         self._fold()
+        if len(self._partials) > 1:
+            self._partials = [_sum(pa.concat_tables(self._partials), ("usage_date", "seq"))]
+
+    def write(self, session: Session, *, billing_period: dt.date, keys: Any) -> None:
+        """Replace the period's rows of every rollup with these sums, in the caller's transaction;
+        ``keys`` holds the values of every key, in ``seq`` order."""
+        self._merge()
+        sums = self._partials[0] if self._partials else None
+        made: dict[type[Any], Any] = {}
         for rollup in ROLLUPS:
             session.execute(delete(rollup.model).where(rollup.model.billing_period == billing_period))
             if rollup.source is CostFact:
-                table = self._sums.get(rollup.model)
+                table = None if sums is None else _by_values(sums, rollup, keys, billing_period)
             else:
-                finer = self._sums.get(rollup.source)
+                finer = made.get(rollup.source)
                 table = None if finer is None else _sum(finer, rollup.keys)
+            made[rollup.model] = table
             if table is None or table.num_rows == 0:
                 continue
             if rollup.order:
                 table = table.sort_by([(k, "ascending") for k in rollup.order])
             bulk.write_table(session.connection(), rollup.model.__tablename__, table)
+
+
+def _by_values(sums: Any, rollup: _Rollup, keys: Any, billing_period: dt.date) -> Any:
+    """Sum the (day, key) sums into one rollup's rows."""
+    import pyarrow as pa
+
+    values = [k for k in rollup.keys if k not in ("usage_date", "billing_period")]
+    code_of_seq, groups = _groups(keys, values)
+    daily = "usage_date" in rollup.keys
+    summed = _sum(pa.table({
+        **({"usage_date": sums.column("usage_date")} if daily else {}),
+        "code": code_of_seq.take(sums.column("seq")),
+        **{c: sums.column(c) for c in (*MONEY_COLUMNS, "line_count")},
+    }), ("usage_date", "code") if daily else ("code",))
+    found = groups.take(summed.column("code"))
+    columns = {name: found.column(name) for name in values}
+    columns["billing_period"] = pa.array([billing_period] * summed.num_rows, type=pa.date32())
+    if daily:
+        columns["usage_date"] = summed.column("usage_date")
+    return pa.table({**{k: columns[k] for k in rollup.keys},
+                     **{c: summed.column(c) for c in (*MONEY_COLUMNS, "line_count")}})
+
+
+def _groups(keys: Any, values: list[str]) -> tuple[Any, Any]:
+    """Group keys by some of their values: the group of each key (by ``seq``), and each group's values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    numbered = keys.select(values).append_column("seq", pa.array(range(keys.num_rows), type=pa.int64()))
+    grouped = numbered.group_by(values, use_threads=False).aggregate([("seq", "list")])
+    members = grouped.column("seq_list").combine_chunks()
+    group_of = pc.list_parent_indices(members)
+    # Each seq is in exactly one group: ordering the flattened members by seq lines their groups up.
+    code_of_seq = group_of.take(pc.sort_indices(pc.list_flatten(members)))
+    return code_of_seq, grouped.select(values)
 
 
 def _sum(table: Any, keys: tuple[str, ...]) -> Any:

@@ -621,7 +621,8 @@ def row_path_calls(monkeypatch):
 
 
 def _stored_facts(session: Session) -> list[tuple[object, ...]]:
-    columns = [c for c in CostFact.__table__.columns if c.name not in ("id", "import_batch_id")]
+    columns = [getattr(CostFact, a.key) for a in CostFact.__mapper__.column_attrs
+               if a.key not in ("id", "import_batch_id")]
     # Decimals by value: 0E-11 and 0 are the same money (SQLite keeps the text it was given).
     return sorted(tuple(repr(v.normalize() if isinstance(v, Decimal) else v) for v in row)
                   for row in session.execute(select(*columns)))

@@ -63,3 +63,53 @@ def test_the_summary_rollups_are_filled_from_existing_rollups_on_upgrade(tmp_pat
         rollups.rebuild_period(session, billing_period=dt.date(2026, 1, 1))
         assert session.scalar(select(func.count()).select_from(CostSummaryRollup)) == 1
         assert session.scalar(select(CostSummaryRollup.unblended_cost)) == Decimal("2.5")
+
+
+def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(tmp_path):
+    from decimal import Decimal
+
+    from sqlalchemy import create_engine, select, text
+
+    from models import CostFact, CostFactKey
+    from services import database, ingest
+
+    url = f"sqlite:///{tmp_path}/facts.db"
+    config = Config(str(MIGRATIONS_INI))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0008")
+    engine = create_engine(url)
+    columns = ("id, usage_date, billing_period, provider, payer_account_id, usage_account_id, service, "
+               "service_category, region, usage_type, charge_category, resource_id, tags, team, cost_center, "
+               "environment, unblended_cost, amortized_cost, net_cost, list_cost, usage_quantity, usage_unit, "
+               "currency, source, import_batch_id")
+    with engine.begin() as conn:  # two lines of one key (one without a category or unit), one of another
+        conn.execute(text(
+            f"INSERT INTO cost_facts ({columns}) VALUES "  # noqa: S608 - the column list is this test's own
+            "(1, '2026-01-02', '2026-01-01', 'AWS', '9', '1', 'EC2', NULL, 'us-east-1', 'a', 'Usage', 'i-1', "
+            "'{\"team\":\"web\"}', 'web', '', '', '0.10000000001', '1', '1', '1', 2, NULL, 'USD', 'focus', 4),"
+            "(2, '2026-01-03', '2026-01-01', 'AWS', '9', '1', 'EC2', NULL, 'us-east-1', 'a', 'Usage', 'i-2', "
+            "'{\"team\":\"web\"}', 'web', '', '', '0.2', '2', '2', '2', 3, NULL, 'USD', 'focus', 4),"
+            "(3, '2026-01-03', '2026-01-01', 'AWS', '9', '2', 'RDS', 'Databases', 'global', 'b', 'Usage', NULL, "
+            "'{}', '', '', '', '5', '5', '5', '5', NULL, 'Hrs', 'USD', 'focus', 4)"))
+    engine.dispose()
+    command.upgrade(config, "head")
+    database.configure(url)
+    with database.session_scope() as session:
+        facts = session.execute(select(CostFact.id, CostFact.usage_account_id, CostFact.service_category,
+                                       CostFact.tags, CostFact.unblended_cost, CostFact.usage_unit)
+                                .order_by(CostFact.id)).all()
+        assert facts == [(1, "1", None, {"team": "web"}, Decimal("0.10000000001"), None),
+                         (2, "1", None, {"team": "web"}, Decimal("0.2"), None),
+                         (3, "2", "Databases", {}, Decimal(5), "Hrs")]
+        keys = session.scalars(select(CostFactKey.id).order_by(CostFactKey.usage_account_id)).all()
+        # ids as the loaders compute them, so that a later import of the same lines names the same keys
+        assert keys == [ingest.key_id(["AWS", "9", "1", "EC2", None, "us-east-1", "a", "Usage", "USD", None,
+                                       '{"team":"web"}', "web", "", ""]),
+                        ingest.key_id(["AWS", "9", "2", "RDS", "Databases", "global", "b", "Usage", "USD", "Hrs",
+                                       "{}", "", "", ""])]
+    command.downgrade(config, "0008")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT usage_account_id, unblended_cost FROM cost_facts ORDER BY id")).all() == [
+            ("1", "0.10000000001"), ("1", "0.2"), ("2", "5")]
+    engine.dispose()

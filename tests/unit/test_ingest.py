@@ -1,0 +1,50 @@
+"""Facts are stored as narrow lines and the keys they repeat, and read back as they were given."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from models import CostFact, CostFactKey
+from services import ingest
+from tests.factories import fact
+
+JANUARY, FEBRUARY = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+
+
+def _count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_lines_of_one_key_share_one_stored_key_across_imports(session):
+    rows = [fact(JANUARY + dt.timedelta(days=d), "111", "EC2", "1.5", region="us-east-1") for d in range(3)]
+    ingest.replace_period(session, source="focus", billing_period=JANUARY,
+                          rows=[*rows, fact(JANUARY, "111", "S3", "2")])
+    assert (_count(session, CostFact), _count(session, CostFactKey)) == (4, 2)
+
+    ingest.replace_period(session, source="focus", billing_period=FEBRUARY,
+                          rows=[fact(FEBRUARY, "111", "EC2", "1.5", region="us-east-1")])
+    assert (_count(session, CostFact), _count(session, CostFactKey)) == (5, 2)
+    assert session.scalar(select(func.count(func.distinct(CostFact.id)))) == 5
+
+
+def test_values_holding_the_separator_stay_two_different_keys(session):
+    # Joined with the separator, ("a\x1fb", "c") and ("a", "b\x1fc") would read the same.
+    ingest.replace_period(session, source="focus", billing_period=JANUARY, rows=[
+        fact(JANUARY, "111", "a\x1fb", "1", region="c"),
+        fact(JANUARY, "111", "a", "2", region="b\x1fc"),
+    ])
+    stored = session.execute(select(CostFact.service, CostFact.region, CostFact.unblended_cost)
+                             .order_by(CostFact.unblended_cost)).all()
+    assert stored == [("a\x1fb", "c", Decimal(1)), ("a", "b\x1fc", Decimal(2))]
+    assert _count(session, CostFactKey) == 2
+
+
+def test_a_missing_value_and_an_empty_one_are_different_keys(session):
+    ingest.replace_period(session, source="focus", billing_period=JANUARY, rows=[
+        fact(JANUARY, "111", "EC2", "1", service_category=None),
+        fact(JANUARY, "111", "EC2", "2", service_category=""),
+    ])
+    assert sorted(session.scalars(select(CostFact.service_category)), key=str) == ["", None]
