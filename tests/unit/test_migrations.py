@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic import command
 from alembic.config import Config
 
@@ -65,7 +68,20 @@ def test_the_summary_rollups_are_filled_from_existing_rollups_on_upgrade(tmp_pat
         assert session.scalar(select(CostSummaryRollup.unblended_cost)) == Decimal("2.5")
 
 
-def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(tmp_path):
+@pytest.fixture()
+def unmigrated_url(backend, tmp_path):
+    """An empty database of each backend, with no schema yet."""
+    from tests.conftest import _create_pg_database, _drop_pg_database
+
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/facts.db"
+        return
+    name = f"finops_test_migration_{uuid.uuid4().hex[:8]}"
+    yield _create_pg_database(name)
+    _drop_pg_database(name)
+
+
+def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(unmigrated_url):
     from decimal import Decimal
 
     from sqlalchemy import create_engine, select, text
@@ -73,7 +89,7 @@ def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(tmp_path):
     from models import CostFact, CostFactKey
     from services import database, ingest
 
-    url = f"sqlite:///{tmp_path}/facts.db"
+    url = unmigrated_url
     config = Config(str(MIGRATIONS_INI))
     config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, "0008")
@@ -110,6 +126,7 @@ def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(tmp_path):
     command.downgrade(config, "0008")
     engine = create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT usage_account_id, unblended_cost FROM cost_facts ORDER BY id")).all() == [
-            ("1", "0.10000000001"), ("1", "0.2"), ("2", "5")]
+        stored = conn.execute(text("SELECT usage_account_id, unblended_cost FROM cost_facts ORDER BY id")).all()
     engine.dispose()
+    assert [(account, Decimal(cost)) for account, cost in stored] == [
+        ("1", Decimal("0.10000000001")), ("1", Decimal("0.2")), ("2", Decimal(5))]
