@@ -127,8 +127,10 @@ def key_id(values: Iterable[str | None]) -> int:
 
 
 def _text_id(text: str) -> int:
-    # 64 bits of BLAKE2b: two keys of one organisation share an id with odds of about 1 in 10^8
-    # even at a million keys, and a clash refuses the load (primary key) rather than merging them.
+    # 64 bits of BLAKE2b: at a million keys, the odds that any two share an id are about 3 in 10^8.
+    # Two new keys of one load that clashed would be refused by the primary key; a new key that
+    # clashed with a stored one would be read with the stored one's values (not checked: the
+    # check would cost a read of every key a load meets).
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
