@@ -142,7 +142,7 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
-from models import CostAllocationRollup, CostDailyRollup, CostFactKey, CostMonthlyRollup, ImportBatch, cost_fact_lines
+from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup, ImportBatch
 from models.types import MONEY_PRECISION, MONEY_SCALE
 from services import database
 from services.errors import InvalidInput
@@ -183,13 +183,14 @@ def _column_length(*columns: Any) -> int:
     return min(int(c.type.length) for c in columns)
 
 
+#: The stored column of each fact attribute (of the lines or of their keys).
+_FACT_COLUMNS = CostFact.__mapper__.columns
 _ACCOUNT_ID_LENGTH = _column_length(
-    CostFactKey.__table__.c.payer_account_id, CostFactKey.__table__.c.usage_account_id,
+    _FACT_COLUMNS["payer_account_id"], _FACT_COLUMNS["usage_account_id"],
     CostDailyRollup.__table__.c.usage_account_id, CostAllocationRollup.__table__.c.usage_account_id,
     CostMonthlyRollup.__table__.c.usage_account_id,
 )
-_LIMITS = {name: _column_length((cost_fact_lines.c if name == "resource_id" else CostFactKey.__table__.c)[name])
-           for name in (
+_LIMITS = {name: _column_length(_FACT_COLUMNS[name]) for name in (
     "provider", "service", "service_category", "region", "usage_type", "charge_category",
     "resource_id", "usage_unit",
 )}

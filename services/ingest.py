@@ -168,14 +168,12 @@ class _Keys:
         seqs = [self._seq.get(t) for t in texts]
         fresh = [i for i, found in enumerate(seqs) if found is None]
         if fresh:
-            new_ids = []
             for i in fresh:
                 seqs[i] = self._seq[texts[i]] = len(self._ids)
                 self._ids.append(_text_id(texts[i]))
-                new_ids.append(self._ids[-1])
             first_rows = pc.index_in(pa.array(fresh, type=encoded.indices.type), value_set=encoded.indices)
             keys = facts.select(list(KEY_COLUMNS)).take(first_rows)
-            self._seen.append(keys.add_column(0, "id", pa.array(new_ids, type=pa.int64())))
+            self._seen.append(keys.add_column(0, "id", pa.array(self._ids[-len(fresh):], type=pa.int64())))
         ids = self._ids
         columns = {
             "id": pa.array(range(first_id, first_id + facts.num_rows), type=pa.int64()),
