@@ -1041,6 +1041,10 @@ class _NeedsRowPath(Exception):
 
 #: Bytes of CSV the column-wise pass parses at a time (some 25,000 rows of a FOCUS export).
 ARROW_BLOCK_BYTES = 8 << 20
+#: The same when reading every column to load them (some 100,000 rows): fewer, larger batches
+#: cost less per row downstream (key look-ups, COPY writes); the key pass keeps the smaller blocks,
+#: which Arrow's reader overlaps better with decompressing.
+LOAD_BLOCK_BYTES = 32 << 20
 #: Rows of Parquet the column-wise pass reads at a time.
 PARQUET_COLUMN_BATCH_ROWS = 25_000
 _WIDE_MONEY = (38, 20)
@@ -1090,18 +1094,20 @@ def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None =
             return
         if any(name != name.strip() for name in logical):
             raise _NeedsRowPath  # Arrow would not find a header name the row-wise reader strips
-        yield from _csv_text_batches(source, logical, compressed=compressed)
+        yield from _csv_text_batches(source, logical, compressed=compressed,
+                                     block_bytes=ARROW_BLOCK_BYTES if keys is not None else LOAD_BLOCK_BYTES)
     except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         raise _NeedsRowPath from exc
 
 
-def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: bool) -> Iterator[dict[str, Any]]:
+def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: bool,
+                      block_bytes: int) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     with pa.input_stream(str(source.path), compression="gzip" if compressed else None) as stream:
         reader = pa_csv.open_csv(
-            stream, read_options=pa_csv.ReadOptions(block_size=ARROW_BLOCK_BYTES),
+            stream, read_options=pa_csv.ReadOptions(block_size=block_bytes),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
                 include_columns=list(logical), strings_can_be_null=False,

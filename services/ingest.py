@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 #: Rows per chunk: an insert on SQLite (its values pass through Python objects), or a write into
 #: PostgreSQL's COPY (Arrow columns, a few times smaller, and fewer round trips pay).
 CHUNK_SIZE = 5_000
-COPY_CHUNK_SIZE = 20_000
+COPY_CHUNK_SIZE = 131_072
 #: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
 ANALYZE_AFTER_ROWS = 100_000
 
@@ -117,13 +117,15 @@ KEY_COLUMNS = ("provider", "payer_account_id", "usage_account_id", "service", "s
 LINE_COLUMNS = tuple(c.name for c in cost_fact_lines.columns)
 #: The scale of ``usage_quantity`` (its column type says it).
 QUANTITY_SCALE = int(cast(Numeric, cost_fact_lines.c.usage_quantity.type).scale or 0)
-#: Joins a key's values into the text its id hashes; a missing value stands as ``_NULL``.
-_SEPARATOR, _NULL = "\x1f", "\x00"
+#: Joins a key's values into the text its id hashes (see ``key_id``).
+_SEPARATOR = "\x1f"
 
 
 def key_id(values: Iterable[str | None]) -> int:
     """Return the id of the key with these values (in ``KEY_COLUMNS`` order, tags as stored JSON)."""
-    return _text_id(_SEPARATOR.join(_NULL if v is None else v for v in values))
+    listed = list(values)
+    return _text_id(_SEPARATOR.join([*("" if v is None else v for v in listed),
+                                     "".join("n" if v is None else "v" for v in listed)]))
 
 
 def _text_id(text: str) -> int:
@@ -139,11 +141,14 @@ class _Keys:
 
     Each key met is also numbered in the order it was first met (its ``seq``), so that the
     rollups summed on the way in group lines by a small integer (see ``rollups.PeriodSums``).
+    A table's keys are looked up among those met before by Arrow; only new ones pass through Python.
     """
 
     def __init__(self) -> None:
-        self._seq: dict[str, int] = {}
-        self._ids: list[int] = []
+        import pyarrow as pa
+
+        self._texts = pa.array([], type=pa.string())  # the text of each key met, by seq
+        self._ids = pa.array([], type=pa.int64())  # and its id
         self._seen: list[pa.Table] = []
 
     def lines(self, facts: pa.Table, *, first_id: int) -> tuple[pa.Table, pa.Array]:
@@ -155,33 +160,37 @@ class _Keys:
         facts = facts.combine_chunks()  # one chunk a column: one dictionary for the whole table
         values = [facts.column(c).chunk(0) if facts.num_rows else pa.array([], type=facts.schema.field(c).type)
                   for c in KEY_COLUMNS]
-        joined = pc.binary_join_element_wise(*values, _SEPARATOR, null_handling="replace",
-                                             null_replacement=_NULL)
-        nulls = sum(v.null_count for v in values)
-        if (pc.sum(pc.count_substring(joined, _SEPARATOR)).as_py() != facts.num_rows * (len(KEY_COLUMNS) - 1)
-                or (pc.sum(pc.count_substring(joined, _NULL)).as_py() or 0) != nulls):
-            # A value holds a separator: name such keys by their JSON (which never holds one raw).
-            joined = pa.array([json.dumps(row) for row in zip(*(v.to_pylist() for v in values), strict=True)],
-                              type=pa.string())
-        encoded = pc.dictionary_encode(joined)
-        texts = encoded.dictionary.to_pylist()
-        seqs = [self._seq.get(t) for t in texts]
-        fresh = [i for i, found in enumerate(seqs) if found is None]
-        if fresh:
-            for i in fresh:
-                seqs[i] = self._seq[texts[i]] = len(self._ids)
-                self._ids.append(_text_id(texts[i]))
-            first_rows = pc.index_in(pa.array(fresh, type=encoded.indices.type), value_set=encoded.indices)
-            keys = facts.select(list(KEY_COLUMNS)).take(first_rows)
-            self._seen.append(keys.add_column(0, "id", pa.array(self._ids[-len(fresh):], type=pa.int64())))
-        ids = self._ids
+        # The values, then which of them are missing: the text of ``key_id``.
+        present = [pc.if_else(v.is_valid(), "v", "n") if v.null_count else pa.scalar("v") for v in values]
+        texts = pc.dictionary_encode(pc.binary_join_element_wise(
+            *values, pc.binary_join_element_wise(*present, ""), _SEPARATOR,
+            null_handling="replace", null_replacement=""))
+        distinct = texts.dictionary
+        if pc.max(pc.count_substring(distinct, _SEPARATOR)).as_py() not in (None, len(KEY_COLUMNS)):
+            # A value holds the separator: name such keys by their JSON (which never holds one raw).
+            texts = pc.dictionary_encode(pa.array(
+                [json.dumps(row) for row in zip(*(v.to_pylist() for v in values), strict=True)], type=pa.string()))
+            distinct = texts.dictionary
+        seq = pc.index_in(distinct, value_set=self._texts)
+        fresh = seq.is_null()
+        count = pc.sum(fresh).as_py() or 0
+        if count:
+            at = pc.indices_nonzero(fresh)
+            known = len(self._texts)
+            ids = pa.array([_text_id(t) for t in distinct.take(at).to_pylist()], type=pa.int64())
+            seq = pc.if_else(fresh, pc.add(pc.subtract(pc.cumulative_sum(fresh.cast(pa.int32())), 1), known), seq)
+            self._texts = pa.concat_arrays([self._texts, distinct.take(at)])
+            self._ids = pa.concat_arrays([self._ids, ids])
+            first_rows = pc.index_in(at.cast(texts.indices.type), value_set=texts.indices)
+            self._seen.append(facts.select(list(KEY_COLUMNS)).take(first_rows).add_column(0, "id", ids))
+        line_seq = seq.cast(pa.int32()).take(texts.indices)
         columns = {
             "id": pa.array(range(first_id, first_id + facts.num_rows), type=pa.int64()),
-            "key_id": pa.array([ids[cast(int, q)] for q in seqs], type=pa.int64()).take(encoded.indices),
+            "key_id": self._ids.take(line_seq),
         }
         lines = pa.table([columns[c] if c in columns else facts.column(c) for c in LINE_COLUMNS],
                          names=list(LINE_COLUMNS))
-        return lines, pa.array(seqs, type=pa.int32()).take(encoded.indices)
+        return lines, line_seq
 
     def table(self) -> pa.Table:
         """Every key met, in ``seq`` order (``id`` and ``KEY_COLUMNS``)."""

@@ -38,8 +38,8 @@ LINE_COLUMNS = ('id', 'usage_date', 'billing_period', 'resource_id', 'unblended_
 
 
 def _key_id(values: tuple[str | None, ...]) -> int:
-    # A frozen copy of services.ingest.key_id as of this revision.
-    text = '\x1f'.join('\x00' if v is None else v for v in values)
+    # A frozen copy of services.ingest.key_id as of this revision: the values, then which are missing.
+    text = '\x1f'.join([*('' if v is None else v for v in values), ''.join('n' if v is None else 'v' for v in values)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big', signed=True)
 
 

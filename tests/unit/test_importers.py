@@ -695,6 +695,7 @@ def _awkward_rows(count: int) -> list[list[str]]:
 
 def test_awkward_values_land_column_wise_exactly_as_row_by_row(db_url, tmp_path, monkeypatch, row_path_calls):
     monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)  # many batches
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)
     plain = _write_csv(tmp_path / "awkward.csv", AWKWARD_HEADER, _awkward_rows(600))
     with_bom = tmp_path / "bom.csv"
     with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
@@ -707,6 +708,7 @@ def test_awkward_values_land_column_wise_exactly_as_row_by_row(db_url, tmp_path,
 def test_what_the_column_wise_pass_cannot_take_goes_row_by_row_from_a_clean_start(db_url, tmp_path, monkeypatch,
                                                                                  row_path_calls):
     monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)  # the odd row comes batches after the first
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)
     rows = _awkward_rows(600)
     rows[550][0] = "0.1234567890123456789012345"  # more decimals than Arrow's cast takes; valid all the same
     path = _write_csv(tmp_path / "odd.csv", AWKWARD_HEADER, rows)
@@ -718,6 +720,7 @@ def test_what_the_column_wise_pass_cannot_take_goes_row_by_row_from_a_clean_star
 def test_a_bad_row_late_in_a_column_wise_import_is_named_and_nothing_stays(db_url, tmp_path, monkeypatch,
                                                                           row_path_calls):
     monkeypatch.setattr(importers, "ARROW_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)
     rows = _awkward_rows(600)
     rows[580][6] = "twelve"  # EffectiveCost
     path = _write_csv(tmp_path / "bad.csv", AWKWARD_HEADER, rows)
