@@ -1104,8 +1104,11 @@ def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: b
                       block_bytes: int) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
+    from isal import igzip
 
-    with pa.input_stream(str(source.path), compression="gzip" if compressed else None) as stream:
+    # ISA-L inflates gzip in about 60% of zlib's time (Arrow's own stream uses zlib).
+    opened = igzip.open(source.path, "rb") if compressed else pa.input_stream(str(source.path))
+    with opened as stream:
         reader = pa_csv.open_csv(
             stream, read_options=pa_csv.ReadOptions(block_size=block_bytes),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
@@ -1196,8 +1199,13 @@ class _TextColumns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        column = self.text(key, required=True)
+        try:  # exact already when no value has more decimals than the money scale (the usual case)
+            return column.cast(pa.decimal128(MONEY_PRECISION, MONEY_SCALE))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         try:
-            wide = self.text(key, required=True).cast(pa.decimal128(*_WIDE_MONEY))
+            wide = column.cast(pa.decimal128(*_WIDE_MONEY))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise _NeedsRowPath from None
         rounded = pc.round(wide, ndigits=MONEY_SCALE, round_mode="half_to_even")
