@@ -1044,7 +1044,7 @@ ARROW_BLOCK_BYTES = 8 << 20
 #: The same when reading every column to load them (some 100,000 rows): fewer, larger batches
 #: cost less per row downstream (key look-ups, COPY writes); the key pass keeps the smaller blocks,
 #: which Arrow's reader overlaps better with decompressing.
-LOAD_BLOCK_BYTES = 32 << 20
+LOAD_BLOCK_BYTES = 16 << 20
 #: Rows of Parquet the column-wise pass reads at a time.
 PARQUET_COLUMN_BATCH_ROWS = 25_000
 _WIDE_MONEY = (38, 20)

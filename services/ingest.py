@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Rows per chunk: an insert on SQLite (its values pass through Python objects), or a write into
-#: PostgreSQL's COPY (Arrow columns, a few times smaller, and fewer round trips pay).
+#: PostgreSQL's COPY (Arrow columns, a few times smaller, and fewer round trips pay). Rows made in
+#: Python come in chunks of at most ``ROW_CHUNK_SIZE`` there: as objects they take far more memory.
 CHUNK_SIZE = 5_000
-COPY_CHUNK_SIZE = 131_072
+COPY_CHUNK_SIZE = 65_536
+ROW_CHUNK_SIZE = 20_000
 #: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
 ANALYZE_AFTER_ROWS = 100_000
 
@@ -173,13 +175,14 @@ class _Keys:
             distinct = texts.dictionary
         seq = pc.index_in(distinct, value_set=self._texts)
         fresh = seq.is_null()
-        count = pc.sum(fresh).as_py() or 0
-        if count:
+        if fresh.true_count:
             at = pc.indices_nonzero(fresh)
-            known = len(self._texts)
-            ids = pa.array([_text_id(t) for t in distinct.take(at).to_pylist()], type=pa.int64())
-            seq = pc.if_else(fresh, pc.add(pc.subtract(pc.cumulative_sum(fresh.cast(pa.int32())), 1), known), seq)
-            self._texts = pa.concat_arrays([self._texts, distinct.take(at)])
+            new_texts = distinct.take(at)
+            ids = pa.array([_text_id(t) for t in new_texts.to_pylist()], type=pa.int64())
+            # New keys are numbered on from those met before, in the order they stand here.
+            numbers = pc.add(pc.subtract(pc.cumulative_sum(fresh.cast(pa.int32())), 1), len(self._texts))
+            seq = pc.if_else(fresh, numbers, seq)
+            self._texts = pa.concat_arrays([self._texts, new_texts])
             self._ids = pa.concat_arrays([self._ids, ids])
             first_rows = pc.index_in(at.cast(texts.indices.type), value_set=texts.indices)
             self._seen.append(facts.select(list(KEY_COLUMNS)).take(first_rows).add_column(0, "id", ids))
@@ -318,7 +321,7 @@ def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: st
                     piece = piece.append_column(name, pa.array([value] * count, type=kind))
                 yield piece.select(list(_COLUMNS))
         return
-    for chunk in _chunks(rows, chunk_size):
+    for chunk in _chunks(rows, min(chunk_size, ROW_CHUNK_SIZE)):
         for row in chunk:
             row_period = billing_period_of(row.billing_period or row.usage_date)
             if row_period != period:

@@ -48,3 +48,12 @@ def test_a_missing_value_and_an_empty_one_are_different_keys(session):
         fact(JANUARY, "111", "EC2", "2", service_category=""),
     ])
     assert sorted(session.scalars(select(CostFact.service_category)), key=str) == ["", None]
+
+
+def test_stored_key_ids_are_those_key_id_gives_for_the_values(session):
+    ingest.replace_period(session, source="focus", billing_period=JANUARY, rows=[
+        fact(JANUARY, "111", "EC2", "1", region="us-east-1", tags={"team": "web"}, usage_unit="Hrs"),
+    ])
+    key = session.scalars(select(CostFactKey)).one()
+    assert key.id == ingest.key_id(["AWS", "999999999999", "111", "EC2", None, "us-east-1", "", "Usage", "USD",
+                                    "Hrs", '{"team":"web"}', "web", "", ""])
