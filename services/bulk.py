@@ -1,10 +1,14 @@
-"""Bulk writes of Arrow tables: COPY on PostgreSQL, one positional executemany on SQLite."""
+"""Bulk writes of Arrow tables: COPY on PostgreSQL, one positional executemany on SQLite; and a
+thread that makes the next tables while one is written."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, insert
 
@@ -80,3 +84,68 @@ def copy_writer(connection: Connection, name: str, columns: Sequence[str]) -> It
                     copy.write(buffer.getvalue().to_pybytes())
 
             yield write
+
+
+_Item = TypeVar("_Item")
+#: Items a ``Prefetched`` thread makes ahead at most (each a chunk of rows: bounds the memory).
+PREFETCH_DEPTH = 2
+
+
+class Prefetched(Generic[_Item]):
+    """``items`` made by a background thread from the moment this is made, at most ``depth``
+    ahead, and iterated here; an exception there is raised here. Use it as a context manager:
+    leaving stops the thread (once it has finished the item it is making) and closes ``items``.
+
+    On two cores, making the next tables (mostly Arrow, which lets go of the GIL) overlaps with
+    writing one into the database. ``items`` must not use the database connection.
+    """
+
+    def __init__(self, items: Iterator[_Item], *, depth: int = PREFETCH_DEPTH) -> None:
+        self._items = items
+        self._ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._produce, name="bulk-prefetch", daemon=True)
+        self._worker.start()
+
+    def _hand(self, entry: tuple[bool, object]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._hand((True, item)):
+                    return
+            self._hand((False, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._hand((False, exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[_Item]:
+        while not self._stop.is_set():
+            more, value = self._ready.get()
+            if not more:
+                self._stop.set()
+                if value is not None:
+                    raise cast(BaseException, value)
+                return
+            yield cast(_Item, value)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join()
+
+    def __enter__(self) -> Prefetched[_Item]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()

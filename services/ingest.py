@@ -6,14 +6,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import queue
-import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Connection, Numeric, delete, literal, select, text, update
 from sqlalchemy.orm import Session
@@ -341,54 +339,6 @@ def _split(tables: Iterable[pa.Table], keys: _Keys, *, batch_id: int) -> Iterato
         count += table.num_rows
 
 
-_Item = TypeVar("_Item")
-#: Items a ``prefetched`` thread makes ahead at most (each a chunk of rows: bounds the memory).
-PREFETCH_DEPTH = 2
-
-
-def prefetched(items: Iterator[_Item], *, depth: int = PREFETCH_DEPTH) -> Iterator[_Item]:
-    """Yield ``items`` made by a background thread, at most ``depth`` ahead; an exception there is
-    raised here, and leaving early stops the thread and closes ``items``."""
-    ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand((True, item)):
-                    return
-            hand((False, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            hand((False, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="ingest-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            more, value = ready.get()
-            if not more:
-                if value is not None:
-                    raise cast(BaseException, value)
-                return
-            yield cast(_Item, value)
-    finally:
-        stop.set()
-        worker.join()
-
-
 def replace_period(
     session: Session,
     *,
@@ -436,7 +386,8 @@ def replace_period(
                 if postgresql else None)
         # Reading and mapping the next rows (mostly Arrow, which lets go of the GIL) runs in a
         # thread while this one hands rows to the database: on two cores the two overlap.
-        for part, seqs in prefetched(_split(tables, keys, batch_id=batch.id)):
+        parts = stack.enter_context(bulk.Prefetched(_split(tables, keys, batch_id=batch.id)))
+        for part, seqs in parts:
             if copy is not None:
                 copy(part)
             else:
@@ -446,10 +397,11 @@ def replace_period(
             total += part.num_rows
             if on_chunk is not None:
                 on_chunk(total)
-    keys.store(connection)
     if sums is not None:
-        sums.write(session, billing_period=period, keys=keys.table())
+        # The new keys are stored while the first rollups are summed.
+        sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
     else:
+        keys.store(connection)
         if total >= ANALYZE_AFTER_ROWS and postgresql:
             # Fresh statistics for the SQL rebuild: without them the planner takes the new month
             # for a handful of rows and sorts a million on disk.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,27 +48,27 @@ def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, s
 
 @dataclass(frozen=True)
 class _Rollup:
-    """One rollup table: its key columns, the order its rows go in (so that the few rows one
-    question needs lie together on disk: an account's month, a service's days), and the finer
-    table it is summed from (the facts, or a rollup just built)."""
+    """One rollup table, the order its rows go in (so that the few rows one question needs lie
+    together on disk: an account's month, a service's days; and so that its indexes grow at their
+    ends as the rows are stored), and the finer table it is summed from (the facts, or a rollup
+    just built)."""
 
     model: type[Any]
-    keys: tuple[str, ...]
     order: tuple[str, ...] = ()
     source: type[Any] = CostFact
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The columns it groups by (its primary key for the ORM)."""
+        return tuple(column.name for column in self.model.__mapper__.primary_key)
+
 
 ROLLUPS = (
-    _Rollup(CostDailyRollup, ("usage_date", "billing_period", "provider", "usage_account_id", "service", "region",
-                              "currency")),
-    _Rollup(CostAllocationRollup, ("usage_date", "billing_period", "usage_account_id", "service", "team",
-                                   "cost_center", "environment", "currency")),
-    _Rollup(CostMonthlyRollup, ("billing_period", "provider", "usage_account_id", "service", "usage_type",
-                                "charge_category", "currency"), order=("usage_account_id", "service")),
-    _Rollup(CostSummaryRollup, ("billing_period", "provider", "usage_account_id", "service", "currency"),
-            order=("usage_account_id", "service"), source=CostMonthlyRollup),
-    _Rollup(CostTeamDailyRollup, ("usage_date", "billing_period", "service", "team", "cost_center", "environment",
-                                  "currency"), order=("service", "usage_date", "team"), source=CostAllocationRollup),
+    _Rollup(CostDailyRollup, order=("usage_date", "usage_account_id")),
+    _Rollup(CostAllocationRollup, order=("usage_date",)),
+    _Rollup(CostMonthlyRollup, order=("usage_account_id", "service")),
+    _Rollup(CostSummaryRollup, order=("usage_account_id", "service"), source=CostMonthlyRollup),
+    _Rollup(CostTeamDailyRollup, order=("service", "usage_date", "team"), source=CostAllocationRollup),
 )
 
 
@@ -151,14 +151,26 @@ class PeriodSums:
         if len(self._partials) > 1:
             self._partials = [_sum(pa.concat_tables(self._partials), ("usage_date", "seq"))]
 
-    def write(self, session: Session, *, billing_period: dt.date, keys: Any) -> None:
+    def write(self, session: Session, *, billing_period: dt.date, keys: Any,
+              meanwhile: Callable[[], object] | None = None) -> None:
         """Replace the period's rows of every rollup with these sums, in the caller's transaction;
-        ``keys`` holds the values of every key, in ``seq`` order."""
+        ``keys`` holds the values of every key, in ``seq`` order. The rollups are summed in a
+        thread while the database stores those summed before (and first runs ``meanwhile``, a
+        write of the caller's on the same connection)."""
+        for rollup in ROLLUPS:
+            session.execute(delete(rollup.model).where(rollup.model.billing_period == billing_period))
+        with bulk.Prefetched(self._tables(billing_period, keys)) as made:
+            if meanwhile is not None:
+                meanwhile()
+            for model, table in made:
+                bulk.write_table(session.connection(), model.__tablename__, table)
+
+    def _tables(self, billing_period: dt.date, keys: Any) -> Iterator[tuple[type[Any], Any]]:
+        """Each rollup's rows that are not empty, in the order they are stored (see ``_Rollup``)."""
         self._merge()
         sums = self._partials[0] if self._partials else None
         made: dict[type[Any], Any] = {}
         for rollup in ROLLUPS:
-            session.execute(delete(rollup.model).where(rollup.model.billing_period == billing_period))
             if rollup.source is CostFact:
                 table = None if sums is None else _by_values(sums, rollup, keys, billing_period)
             else:
@@ -167,9 +179,7 @@ class PeriodSums:
             made[rollup.model] = table
             if table is None or table.num_rows == 0:
                 continue
-            if rollup.order:
-                table = table.sort_by([(k, "ascending") for k in rollup.order])
-            bulk.write_table(session.connection(), rollup.model.__tablename__, table)
+            yield rollup.model, table.sort_by([(k, "ascending") for k in rollup.order]) if rollup.order else table
 
 
 def _by_values(sums: Any, rollup: _Rollup, keys: Any, billing_period: dt.date) -> Any:

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 
 from dashapp.cli import MIGRATIONS_INI
 
@@ -130,3 +131,39 @@ def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(unmigrated_url
     engine.dispose()
     assert [(account, Decimal(cost)) for account, cost in stored] == [
         ("1", Decimal("0.10000000001")), ("1", Decimal("0.2")), ("2", Decimal(5))]
+
+
+def test_rollup_rows_keep_their_sums_without_ids_and_are_numbered_again_on_downgrade(unmigrated_url):
+    from decimal import Decimal
+
+    from sqlalchemy import create_engine, text
+
+    config = Config(str(MIGRATIONS_INI))
+    config.set_main_option("sqlalchemy.url", unmigrated_url)
+    command.upgrade(config, "0009")
+    engine = create_engine(unmigrated_url)
+    insert = text("INSERT INTO cost_daily_rollups (id, usage_date, billing_period, provider, usage_account_id, "
+                  "service, region, currency, unblended_cost, amortized_cost, net_cost, list_cost, line_count) "
+                  "VALUES (:id, '2026-01-02', '2026-01-01', 'AWS', :account, 'EC2', 'us-east-1', 'USD', :cost, "
+                  ":cost, :cost, :cost, 3)")
+    read = text("SELECT usage_account_id, unblended_cost, line_count FROM cost_daily_rollups "
+                "ORDER BY usage_account_id")
+    with engine.begin() as conn:
+        conn.execute(insert, [{"id": 7, "account": "1", "cost": "0.10000000001"},
+                              {"id": 9, "account": "2", "cost": "5"}])
+    engine.dispose()
+    command.upgrade(config, "head")
+    engine = create_engine(unmigrated_url)
+    with engine.connect() as conn:
+        assert [(a, Decimal(c), n) for a, c, n in conn.execute(read)] == [
+            ("1", Decimal("0.10000000001"), 3), ("2", Decimal(5), 3)]
+        assert "id" not in {c["name"] for c in inspect(conn).get_columns("cost_daily_rollups")}
+    engine.dispose()
+    command.downgrade(config, "0009")
+    engine = create_engine(unmigrated_url)
+    with engine.connect() as conn:
+        ids = conn.execute(text("SELECT id FROM cost_daily_rollups ORDER BY id")).scalars().all()
+        assert len(ids) == len(set(ids)) == 2 and None not in ids
+        assert [(a, Decimal(c), n) for a, c, n in conn.execute(read)] == [
+            ("1", Decimal("0.10000000001"), 3), ("2", Decimal(5), 3)]
+    engine.dispose()

@@ -58,9 +58,9 @@ def summed_in_memory(monkeypatch):
     calls = []
     write = rollups.PeriodSums.write
 
-    def counting_write(self, session, *, billing_period, keys):
+    def counting_write(self, session, *, billing_period, **given):
         calls.append(billing_period)
-        write(self, session, billing_period=billing_period, keys=keys)
+        write(self, session, billing_period=billing_period, **given)
 
     monkeypatch.setattr(rollups.PeriodSums, "write", counting_write)
     monkeypatch.setattr(rollups.PeriodSums, "FOLD_ROWS", 700)
