@@ -124,8 +124,26 @@ _SEPARATOR = "\x1f"
 def key_id(values: Iterable[str | None]) -> int:
     """Return the id of the key with these values (in ``KEY_COLUMNS`` order, tags as stored JSON)."""
     listed = list(values)
+    if any(v is not None and _SEPARATOR in v for v in listed):
+        return _text_id(json.dumps(listed))  # joined, these values would read as others (JSON never holds one raw)
     return _text_id(_SEPARATOR.join([*("" if v is None else v for v in listed),
                                      "".join("n" if v is None else "v" for v in listed)]))
+
+
+def _key_texts(values: list[pa.Array]) -> pa.Array:
+    """The text ``key_id`` hashes, for each row of these key columns (joined; see ``_Keys.lines``
+    for values that hold the separator)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # Which values are missing, as "v" and "n"; one text for all rows when each column is either
+    # all there or all missing (the usual case: a column a file does not have is all missing).
+    marks = [None if 0 < v.null_count < len(v) else ("n" if v.null_count else "v") for v in values]
+    missing: pa.Array | pa.Scalar = (
+        pa.scalar("".join(cast(list[str], marks))) if None not in marks else pc.binary_join_element_wise(
+            *(pc.if_else(v.is_valid(), "v", "n") if m is None else pa.scalar(m) for v, m in zip(values, marks,
+                                                                                              strict=True)), ""))
+    return pc.binary_join_element_wise(*values, missing, _SEPARATOR, null_handling="replace", null_replacement="")
 
 
 def _text_id(text: str) -> int:
@@ -160,20 +178,23 @@ class _Keys:
         facts = facts.combine_chunks()  # one chunk a column: one dictionary for the whole table
         values = [facts.column(c).chunk(0) if facts.num_rows else pa.array([], type=facts.schema.field(c).type)
                   for c in KEY_COLUMNS]
-        # The values, then which of them are missing: the text of ``key_id``.
-        present = [pc.if_else(v.is_valid(), "v", "n") if v.null_count else pa.scalar("v") for v in values]
-        texts = pc.dictionary_encode(pc.binary_join_element_wise(
-            *values, pc.binary_join_element_wise(*present, ""), _SEPARATOR,
-            null_handling="replace", null_replacement=""))
-        distinct = texts.dictionary
-        if pc.max(pc.count_substring(distinct, _SEPARATOR)).as_py() not in (None, len(KEY_COLUMNS)):
-            # A value holds the separator: name such keys by their JSON (which never holds one raw).
-            texts = pc.dictionary_encode(pa.array(
-                [json.dumps(row) for row in zip(*(v.to_pylist() for v in values), strict=True)], type=pa.string()))
-            distinct = texts.dictionary
-        seq = pc.index_in(distinct, value_set=self._texts)
+        texts = pc.dictionary_encode(_key_texts(values))
+        seq = pc.index_in(texts.dictionary, value_set=self._texts)
         fresh = seq.is_null()
         if fresh.true_count:
+            # Texts met before were checked then: only new ones may hold a value with the separator.
+            wrong = pc.not_equal(pc.count_substring(texts.dictionary, _SEPARATOR), len(KEY_COLUMNS))
+            if pc.any(pc.and_(fresh, wrong)).as_py():
+                # Such keys are named by the JSON of their values (as ``key_id`` does), row by row:
+                # two of them may join to the same text.
+                rows = wrong.take(texts.indices)
+                named = pa.array([json.dumps(list(row)) for row in zip(*(v.filter(rows).to_pylist() for v in values),
+                                                                        strict=True)], type=pa.string())
+                texts = pc.dictionary_encode(pc.replace_with_mask(texts.dictionary.take(texts.indices), rows, named))
+                seq = pc.index_in(texts.dictionary, value_set=self._texts)
+                fresh = seq.is_null()
+        if fresh.true_count:
+            distinct = texts.dictionary
             at = pc.indices_nonzero(fresh)
             new_texts = distinct.take(at)
             ids = pa.array([_text_id(t) for t in new_texts.to_pylist()], type=pa.int64())
@@ -186,7 +207,7 @@ class _Keys:
             self._seen.append(facts.select(list(KEY_COLUMNS)).take(first_rows).add_column(0, "id", ids))
         line_seq = seq.cast(pa.int32()).take(texts.indices)
         columns = {
-            "id": pa.array(range(first_id, first_id + facts.num_rows), type=pa.int64()),
+            "id": pc.add(pc.cumulative_sum(pa.nulls(facts.num_rows, pa.int64()).fill_null(1)), first_id - 1),
             "key_id": self._ids.take(line_seq),
         }
         lines = pa.table([columns[c] if c in columns else facts.column(c) for c in LINE_COLUMNS],

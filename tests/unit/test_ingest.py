@@ -57,3 +57,20 @@ def test_stored_key_ids_are_those_key_id_gives_for_the_values(session):
     key = session.scalars(select(CostFactKey)).one()
     assert key.id == ingest.key_id(["AWS", "999999999999", "111", "EC2", None, "us-east-1", "", "Usage", "USD",
                                     "Hrs", '{"team":"web"}', "web", "", ""])
+
+
+def test_a_key_with_the_separator_does_not_rename_the_other_keys_of_its_load(session, monkeypatch):
+    monkeypatch.setattr(ingest, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 2)  # the plain key is met again beside the odd one
+    ingest.replace_period(session, source="focus", billing_period=JANUARY, rows=[
+        fact(JANUARY, "111", "EC2", "1"), fact(JANUARY, "111", "S3", "1"),
+        fact(JANUARY, "111", "EC2", "2"), fact(JANUARY, "111", "a\x1fb", "3"),
+    ])
+    stored = dict(session.execute(select(CostFactKey.service, CostFactKey.id)).all())
+
+    def expected(service: str) -> int:
+        return ingest.key_id(["AWS", "999999999999", "111", service, None, "global", "", "Usage", "USD", None,
+                              "{}", "", "", ""])
+
+    assert stored == {name: expected(name) for name in ("EC2", "S3", "a\x1fb")}
+    assert session.scalar(select(func.sum(CostFact.unblended_cost)).where(CostFact.service == "EC2")) == 3
