@@ -137,10 +137,7 @@ class _RollupCosts:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
         table = cast(Table, cls.__table__)  # type: ignore[attr-defined]
-        return {"primary_key": [c for c in table.columns if c.name not in _ROLLUP_SUMS]}
-
-
-_ROLLUP_SUMS = frozenset(("unblended_cost", "amortized_cost", "net_cost", "list_cost", "line_count"))
+        return {"primary_key": [c for c in table.columns if c.name not in _RollupCosts.__annotations__]}
 
 
 class CostDailyRollup(_RollupCosts, Base):

@@ -54,7 +54,7 @@ class _Rollup:
     just built)."""
 
     model: type[Any]
-    order: tuple[str, ...] = ()
+    order: tuple[str, ...]
     source: type[Any] = CostFact
 
     @property
@@ -179,7 +179,7 @@ class PeriodSums:
             made[rollup.model] = table
             if table is None or table.num_rows == 0:
                 continue
-            yield rollup.model, table.sort_by([(k, "ascending") for k in rollup.order]) if rollup.order else table
+            yield rollup.model, table.sort_by([(k, "ascending") for k in rollup.order])
 
 
 def _by_values(sums: Any, rollup: _Rollup, keys: Any, billing_period: dt.date) -> Any:
