@@ -1,5 +1,5 @@
-"""Bulk writes of Arrow tables: COPY on PostgreSQL, one positional executemany on SQLite; and a
-thread that makes the next tables while one is written."""
+"""Bulk writes of Arrow tables: binary COPY on PostgreSQL, one positional executemany on SQLite;
+and a thread that makes the next tables while one is written."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Connection, bindparam, insert
+from sqlalchemy import JSON, BigInteger, Connection, Date, Integer, Numeric, SmallInteger, String, bindparam, insert
 
 from models.base import Base
-from models.types import MONEY_SCALE
+from models.types import MONEY_SCALE, Money
 
-#: Rows per COPY write (as CSV text) and per SQLite insert (as Python objects): bound the memory
-#: one write takes.
+#: Rows per COPY write (encoded) and per SQLite insert (as Python objects): bound the memory one
+#: write takes.
 COPY_ROWS = 50_000
 INSERT_ROWS = 5_000
 
@@ -31,12 +31,13 @@ def write_table(connection: Connection, name: str, table: Any) -> None:
 
 
 def insert_rows(connection: Connection, name: str, table: Any) -> None:
-    """Insert an Arrow table (or record batch) with one ``executemany`` (SQLite), values as the
-    column types store them there: money as its text (``Money``), dates as ISO text, numbers."""
+    """Insert an Arrow table (or record batch) with one ``executemany`` (SQLite), cast to the
+    columns' types as a COPY is (``arrow_schema``), then values as the column types store them
+    there: money as its text (``Money``), dates as ISO text, numbers."""
     import pyarrow as pa
 
     columns = []
-    for column in table.columns:
+    for column in table.cast(arrow_schema(name, table.column_names)).columns:
         kind = column.type
         if pa.types.is_decimal(kind):
             # Money is text on SQLite; other decimals (quantities) are stored as REAL there anyway.
@@ -57,33 +58,59 @@ def copy_table(connection: Connection, name: str, table: Any) -> None:
         write(table)
 
 
+def arrow_schema(name: str, columns: Sequence[str]) -> Any:
+    """The Arrow types of these columns of a table, as bulk writes send them: for a binary COPY
+    each must be the exact binary form of its column's type (the server reads binary values as
+    they are, never converting)."""
+    import pyarrow as pa
+
+    def arrow_type(kind: Any) -> Any:
+        if isinstance(kind, Money):
+            kind = kind.impl
+        for sql, arrow in ((BigInteger, pa.int64()), (SmallInteger, pa.int16()), (Integer, pa.int32()),
+                           (Date, pa.date32()), (String, pa.string()), (JSON, pa.string())):
+            if isinstance(kind, sql):
+                return arrow
+        if isinstance(kind, Numeric) and kind.precision is not None:
+            return pa.decimal128(kind.precision, kind.scale or 0)
+        raise TypeError(f"no binary COPY form for {kind!r}")
+
+    table = Base.metadata.tables[name]
+    return pa.schema([pa.field(c, arrow_type(table.c[c].type)) for c in columns])
+
+
 @contextmanager
 def copy_writer(connection: Connection, name: str, columns: Sequence[str]) -> Iterator[Callable[[Any], None]]:
     """Open one COPY into a PostgreSQL table and give a function that sends Arrow tables into it.
 
-    Arrow's CSV writer (C++) formats the rows, several times faster than Python, and COPY beats
-    INSERTs. One COPY for all of them: the server stores rows as they arrive while the caller
-    prepares the next (a COPY per chunk would wait for the server at the end of each, and the two
-    cores would take turns). Nothing else may use the connection until the block ends; an
-    exception in it aborts the COPY (and so the transaction).
+    Rows go in PostgreSQL's binary COPY format, encoded from the Arrow columns by pgpq (Rust):
+    against CSV text the server spends about half the time reading them (no numbers or dates
+    parsed) and the encoding takes about half of Arrow's CSV writer. Tables are cast to the columns'
+    types first (``arrow_schema``), so a value that does not fit its column (a number with more
+    decimals than it keeps, an integer out of range) raises here and is never stored.
+    One COPY for all of them: the server stores rows as they arrive while the caller prepares the
+    next (a COPY per chunk would wait for the server at the end of each, and the two cores would
+    take turns). Nothing else may use the connection until the block ends; an exception in it
+    aborts the COPY (and so the transaction).
     """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
+    import pgpq
 
+    schema = arrow_schema(name, columns)
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]  # psycopg 3 connection
-        statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+        statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
         with cursor.copy(statement) as copy:
+            copy.write(encoder.write_header())
 
             def write(table: Any) -> None:
                 if list(table.column_names) != list(columns):
                     raise ValueError(f"columns {table.column_names} where the COPY has {list(columns)}")
-                for part in table.to_batches(max_chunksize=COPY_ROWS):
-                    buffer = pa.BufferOutputStream()
-                    pa_csv.write_csv(part, buffer, pa_csv.WriteOptions(include_header=False))
-                    copy.write(buffer.getvalue().to_pybytes())
+                for part in table.cast(schema).to_batches(max_chunksize=COPY_ROWS):
+                    copy.write(encoder.write_batch(part))
 
             yield write
+            copy.write(encoder.finish())
 
 
 _Item = TypeVar("_Item")

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
@@ -287,15 +287,19 @@ def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id:
 
 
 def _to_table(columns: dict[str, list[object]]) -> pa.Table:
-    """Return the columns as one Arrow table, typed: money as decimal128 at the money scale
-    (as text when a value has more decimals, for the database to round as it stores it)."""
+    """Return the columns as one Arrow table, typed: money as decimal128 at the money scale, the
+    quantity at its column's scale; a value with more decimals is rounded as PostgreSQL's
+    ``numeric`` rounds it when storing (half away from zero), so both databases keep the same."""
     import pyarrow as pa
 
     def exact(values: list[object], scale: int) -> pa.Array:
+        kind = pa.decimal128(MONEY_PRECISION, scale)
         try:
-            return pa.array(values, type=pa.decimal128(MONEY_PRECISION, scale))
+            return pa.array(values, type=kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+            quantum, context = Decimal(1).scaleb(-scale), Context(prec=MONEY_PRECISION)
+            return pa.array([None if v is None else Decimal(str(v)).quantize(quantum, ROUND_HALF_UP, context)
+                             for v in values], type=kind)
 
     arrays = {}
     for name, values in columns.items():
@@ -413,8 +417,8 @@ def replace_period(
                 copy(part)
             else:
                 bulk.insert_rows(connection, cost_fact_lines.name, part)
-            if sums is not None and not sums.add(part, seqs):
-                sums = None
+            if sums is not None:
+                sums.add(part, seqs)
             total += part.num_rows
             if on_chunk is not None:
                 on_chunk(total)

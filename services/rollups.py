@@ -102,7 +102,7 @@ class PeriodSums:
     Used when the lines being loaded are all the period holds (the usual case: a new month, or a
     source replacing its own month): Arrow's hash aggregation over the incoming batches is many
     times faster than summing the stored rows again in SQL, and exact (decimal128 at the money
-    scale; a value that does not fit makes ``add`` return False and the caller rebuilds in SQL).
+    scale, as the lines are stored).
     Lines are summed by day and key (two integers, see ``services.ingest._Keys``); only at the end
     are the keys' values attached, for each rollup grouped by the values it keeps. Partial sums
     are folded together whenever enough batches have piled up, so memory stays bounded.
@@ -118,21 +118,20 @@ class PeriodSums:
         self._pending_rows = 0
         self._partials: list[Any] = []
 
-    def add(self, lines: Any, seqs: Any) -> bool:
-        """Take one batch of lines (an Arrow table) and their keys' ``seq``; False if the money is
-        not decimal128 at the money scale."""
+    def add(self, lines: Any, seqs: Any) -> None:
+        """Take one batch of lines (an Arrow table, money as decimal128 at the money scale) and their
+        keys' ``seq``."""
         import pyarrow as pa
 
         money = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
         if any(lines.schema.field(c).type != money for c in MONEY_COLUMNS):
-            return False  # more decimals than the money scale: the SQL rebuild sums them as stored
+            raise TypeError(f"money columns must be {money}: {lines.schema}")
         self._pending.append(pa.table({
             "usage_date": lines.column("usage_date"), "seq": seqs, **{c: lines.column(c) for c in MONEY_COLUMNS},
             "line_count": pa.nulls(lines.num_rows, type=pa.int64()).fill_null(1)}))
         self._pending_rows += lines.num_rows
         if self._pending_rows >= self.FOLD_ROWS:
             self._fold()
-        return True
 
     def _fold(self) -> None:
         import pyarrow as pa

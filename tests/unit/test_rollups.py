@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from models import CostFact
 from services import ingest, rollups
 from services.ingest import FactRow
 
@@ -95,12 +96,21 @@ def test_a_month_shared_with_another_source_is_rebuilt_from_the_stored_facts(ses
     assert _rollup_contents(session) == in_sql
 
 
-def test_money_finer_than_the_column_falls_back_to_the_rebuild_and_rounds_as_stored(session, summed_in_memory):
+def test_money_finer_than_the_column_is_rounded_as_postgresql_stores_it_on_every_database(
+        session, summed_in_memory):
     rows = _varied_rows(50)
-    rows[7] = FactRow(**{**{f: getattr(rows[7], f) for f in FactRow.__dataclass_fields__},
-                         "unblended_cost": Decimal("0.1234567890125")})
+    finer = {7: ("0.123456789025", "0.12345678903"), 8: ("-0.123456789025", "-0.12345678903"),
+             9: ("2.000000000004999", "2.00000000000")}
+    for at, (given, _) in finer.items():
+        rows[at] = FactRow(**{**{f: getattr(rows[at], f) for f in FactRow.__dataclass_fields__},
+                              "unblended_cost": Decimal(given), "usage_quantity": Decimal("1.0000000000000005")})
     ingest.replace_period(session, source="focus", billing_period=PERIOD, rows=rows)
-    assert summed_in_memory == []
-    stored = _rollup_contents(session)
+    assert summed_in_memory == [PERIOD]
+    lines = {str(v): q for v, q in session.execute(select(CostFact.unblended_cost, CostFact.usage_quantity))}
+    for given, rounded in finer.values():
+        assert rounded in lines and given not in lines
+        if session.bind.dialect.name == "postgresql":  # SQLite keeps quantities as floats
+            assert lines[rounded] == Decimal("1.000000000000001")
+    in_memory = _rollup_contents(session)
     rollups.rebuild_period(session, billing_period=PERIOD)
-    assert _rollup_contents(session) == stored
+    assert _rollup_contents(session) == in_memory
