@@ -1,17 +1,20 @@
 """Import cost files: FOCUS 1.0-1.2 and AWS CUR 2.0, as CSV, gzip CSV or Parquet.
 
 How a file is read
-    Lazily and more than once, never held in memory. A first, cheap pass reads only the key
-    columns (billing period, billing account, currency, provider): it checks them, counts the
-    rows of each billing period and notes its billing accounts and which files hold it. If
-    anything is wrong there, ``InvalidInput`` is raised before anything is written. Then, for
-    each billing period, a pass parses that period's rows (in the files that hold it) in full and
-    streams them into ``services.ingest.replace_period``, which replaces the facts of that period,
-    source and billing accounts (so importing the same file again changes nothing) and rebuilds
-    the period's rollups. A row that fails to parse there is reported the same way; the caller's
-    transaction, in which all of this runs, is then rolled back by the caller. A file of one
-    billing period, the normal case, is read twice. The file's SHA-256 is taken before and
-    after: a file that changed meanwhile is refused.
+    Lazily, never held in memory. A FOCUS export of one billing period (as exports come) is
+    read once, column-wise (below): the period is that of its first row, and its rows replace
+    the facts of that period, source and the billing accounts they name. Anything else, and any
+    such file that turns out to hold another period, no rows or a currency mix, is read in two
+    passes from a savepoint taken before. A first, cheap pass reads only the key columns (billing
+    period, billing account, currency, provider): it checks them, counts the rows of each billing
+    period and notes its billing accounts and which files hold it. If anything is wrong there,
+    ``InvalidInput`` is raised before anything is written. Then, for each billing period, a pass
+    parses that period's rows (in the files that hold it) in full and streams them into
+    ``services.ingest.replace_period``, which replaces the facts of that period, source and
+    billing accounts (so importing the same file again changes nothing) and rebuilds the
+    period's rollups. A row that fails to parse there is reported the same way; the caller's
+    transaction, in which all of this runs, is then rolled back by the caller. The file's SHA-256
+    is taken before and after: a file that changed meanwhile is refused.
 
     FOCUS CSV (plain or gzip) is read column-wise by Arrow, a block of some 25,000 rows at a
     time: the same checks and mapping computed on whole columns, each distinct date, account id,
@@ -131,6 +134,7 @@ import datetime as dt
 import functools
 import gzip
 import hashlib
+import itertools
 import json
 import logging
 import zlib
@@ -140,11 +144,12 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import CostAllocationRollup, CostDailyRollup, CostFact, CostMonthlyRollup, ImportBatch
 from models.types import MONEY_PRECISION, MONEY_SCALE
-from services import database
+from services import bulk, database
 from services.errors import InvalidInput
 from services.ingest import (
     ARROW_FACT_COLUMNS,
@@ -322,8 +327,73 @@ def import_files(
     sources = [_Source(Path(p), label=labels[i] if labels else Path(p).name if len(paths) > 1 else None)
                for i, p in enumerate(paths)]
     checksum = _checksum(sources)
-    scan = _scan(sources)
     name = (file_name or ", ".join(s.path.name for s in sources))[:512]
+    result = None
+    if _columnwise_possible(_format_of(sources)):
+        try:
+            with database.savepoint(session):  # the two passes start from here again
+                result = _import_in_one_pass(session, sources, name=name, actor_id=actor_id,
+                                             on_progress=on_progress)
+        except _NeedsRowPath:
+            logger.info("%s: read in two passes", name)
+    if result is None:
+        result = _import_in_two_passes(session, sources, name=name, actor_id=actor_id, on_progress=on_progress)
+    for batch in session.scalars(select(ImportBatch).where(ImportBatch.id.in_(result.batch_ids))):
+        batch.checksum = checksum
+    if _checksum(sources) != checksum:
+        raise InvalidInput("the file changed while it was being imported: import it again")
+    session.flush()
+    logger.info("imported %s: %s %s rows in billing periods %s", name, result.rows, result.format,
+                ", ".join(p.isoformat() for p in result.billing_periods))
+    return result
+
+
+def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: str, actor_id: int | None,
+                        on_progress: Callable[[int], None] | None) -> ImportResult:
+    """Import a FOCUS export of one billing period (as exports come), reading it once: the period
+    is that of the first row, and the billing accounts it replaces are those its rows name.
+
+    Whatever this pass does not take raises ``_NeedsRowPath``, for the caller to roll back and read
+    the file in two passes: rows of another period, no rows, a billing account in two currencies,
+    and anything the column-wise pass refuses (see ``_focus_tables``).
+    """
+    layout = _LAYOUTS["focus"]
+    currencies: dict[str, str] = {}
+    providers: set[str] = set()
+    # Arrow parses the next CSV block in a thread of its own (letting go of the GIL) while this
+    # one is mapped and split into keys, and the database stores the one before: on two cores
+    # the stages overlap.
+    with bulk.Prefetched(itertools.chain.from_iterable(_text_batches(source, layout) for source in sources)) as read:
+        batches = iter(read)
+        first = next(batches, None)
+        if first is None:
+            raise _NeedsRowPath
+        period = _TextColumns(first).period(layout.period)[0].as_py()
+
+        def facts() -> Iterator[Any]:
+            for cells in itertools.chain([first], batches):
+                table = _focus_batch(cells, period, whole=True)
+                accounts = table.group_by(["payer_account_id", "currency", "provider"]).aggregate([])
+                for account, currency, provider in zip(*accounts.to_pydict().values(), strict=True):
+                    providers.add(provider)
+                    if currencies.setdefault(account, currency) != currency:
+                        raise _NeedsRowPath  # a currency mix: the row-wise pass says where
+                yield table
+
+        batch = replace_period(session, source="focus", billing_period=period, rows=ArrowFacts(facts()),
+                               payer_account_ids="loaded", file_name=name, actor_id=actor_id, on_chunk=on_progress)
+    if batch.row_count == 0:
+        raise _NeedsRowPath
+    return ImportResult(format="focus", billing_periods=[period], rows=batch.row_count,
+                        providers=sorted(providers), batch_ids=[batch.id])
+
+
+def _import_in_two_passes(session: Session, sources: Sequence[_Source], *, name: str, actor_id: int | None,
+                          on_progress: Callable[[int], None] | None) -> ImportResult:
+    """Import any export: a first pass finds its billing periods and accounts (and refuses the
+    file, naming rows and columns, if a key column is wrong), then each period is read and
+    replaced in turn."""
+    scan = _scan(sources)
     batches: list[ImportBatch] = []
     done = 0
     columnwise = _columnwise_possible(scan.format)
@@ -347,19 +417,12 @@ def import_files(
                 logger.info("%s: billing period %s goes row by row", name, period)
         if batch is None:
             batch = load(rows=_period_facts(holding, fmt=scan.format, period=period, expected=expected))
-        batch.checksum = checksum
         batches.append(batch)
         done += expected
-    if _checksum(sources) != checksum:
-        raise InvalidInput("the file changed while it was being imported: import it again")
-    session.flush()
-    result = ImportResult(
+    return ImportResult(
         format=scan.format, billing_periods=sorted(scan.periods), rows=scan.rows,
         providers=sorted(scan.providers), batch_ids=[b.id for b in batches],
     )
-    logger.info("imported %s: %s %s rows in billing periods %s", name, result.rows, result.format,
-                ", ".join(p.isoformat() for p in result.billing_periods))
-    return result
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -1226,8 +1289,9 @@ class _TextColumns:
         return self.each(self.text(key, required=True), lambda v: billing_period_of(_parse_day(v)), pa.date32())
 
 
-def _focus_batch(cells: dict[str, Any], period: dt.date) -> Any:
-    """Map one batch of FOCUS text columns to the fact columns of its rows in ``period``."""
+def _focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False) -> Any:
+    """Map one batch of FOCUS text columns to the fact columns of its rows in ``period``
+    (``whole``: the batch must hold no other rows)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1235,6 +1299,8 @@ def _focus_batch(cells: dict[str, Any], period: dt.date) -> Any:
     text, each, money = columns.text, columns.each, columns.money
     in_period = pc.equal(columns.period("BillingPeriodStart"), pa.scalar(period))
     if not pc.all(in_period).as_py():
+        if whole:
+            raise _NeedsRowPath
         columns.filter(in_period)
     billing_account = each(text("BillingAccountId", required=True), stored_account_id, pa.string())
     sub_account = each(text("SubAccountId"), stored_account_id, pa.string())

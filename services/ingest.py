@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import islice
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from sqlalchemy import Connection, Numeric, delete, literal, select, text, update
 from sqlalchemy.orm import Session
@@ -372,13 +372,14 @@ def replace_period(
     rows: Iterable[FactRow] | ArrowFacts,
     actor_id: int | None = None,
     file_name: str | None = None,
-    payer_account_ids: Collection[str] | None = None,
+    payer_account_ids: Collection[str] | Literal["loaded"] | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ImportBatch:
     """Replace one source's facts for one billing period and rebuild that period's rollups.
 
     ``payer_account_ids`` narrows what is replaced to those payer (billing) accounts, so that
-    files of two organisations for the same month do not replace each other. Runs inside the
+    files of two organisations for the same month do not replace each other; ``"loaded"`` narrows
+    it to the payer accounts of the rows loaded (what an export file replaces). Runs inside the
     caller's transaction: if anything fails the caller rolls back and the database is as it was.
     Importing the same period again replaces it, never duplicates it. ``on_chunk`` (rows written
     so far) must not use ``session``: on PostgreSQL a COPY is open on its connection meanwhile.
@@ -388,17 +389,7 @@ def replace_period(
                         file_name=file_name, status="running")
     session.add(batch)
     session.flush()
-    lines = cost_fact_lines.c
-    stale = delete(cost_fact_lines).where(lines.billing_period == period, lines.source == source)
-    if payer_account_ids is not None:
-        stale = stale.where(lines.key_id.in_(select(CostFactKey.id).where(
-            CostFactKey.payer_account_id.in_(sorted(payer_account_ids)))))
-    session.execute(stale)
-    # When these rows will be all the period holds, the rollups are summed from them on the way in;
-    # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
-    alone = session.scalar(select(literal(1)).select_from(cost_fact_lines)
-                           .where(lines.billing_period == period).limit(1)) is None
-    sums = rollups.PeriodSums() if alone else None
+    sums = rollups.PeriodSums()
     keys = _Keys()
     total = 0
     connection = session.connection()
@@ -417,12 +408,26 @@ def replace_period(
                 copy(part)
             else:
                 bulk.insert_rows(connection, cost_fact_lines.name, part)
-            if sums is not None:
-                sums.add(part, seqs)
+            sums.add(part, seqs)
             total += part.num_rows
             if on_chunk is not None:
                 on_chunk(total)
-    if sums is not None:
+    # The rows replaced go once the new ones are in (so that a load may learn its payer accounts
+    # from its own rows).
+    lines = cost_fact_lines.c
+    stale = delete(cost_fact_lines).where(lines.billing_period == period, lines.source == source,
+                                          lines.import_batch_id != batch.id)
+    payers = (set(keys.table().column("payer_account_id").unique().to_pylist()) if payer_account_ids == "loaded"
+              else payer_account_ids)
+    if payers is not None:
+        stale = stale.where(lines.key_id.in_(select(CostFactKey.id).where(
+            CostFactKey.payer_account_id.in_(sorted(payers)))))
+    session.execute(stale)
+    # When these rows are all the period holds, its rollups are those summed on the way in;
+    # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
+    alone = session.scalar(select(literal(1)).select_from(cost_fact_lines).where(
+        lines.billing_period == period, lines.import_batch_id != batch.id).limit(1)) is None
+    if alone:
         # The new keys are stored while the first rollups are summed.
         sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
     else:

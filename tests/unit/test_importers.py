@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import hashlib
 import json
 import os
 import tracemalloc
@@ -750,3 +751,66 @@ def test_monthly_files_imported_together_are_each_read_for_their_own_month_only(
         result = importers.import_files(s, paths=paths)
     assert result.rows == 300 and row_path_calls == []
     assert read == [(dt.date(2025, 3, 1), ["march.csv"]), (dt.date(2025, 4, 1), ["april.csv"])]
+
+
+@pytest.fixture()
+def scans(monkeypatch):
+    """How many times the two passes' first pass ran."""
+    calls = []
+    scan = importers._scan
+
+    def counting(sources):
+        calls.append([s.path.name for s in sources])
+        return scan(sources)
+
+    monkeypatch.setattr(importers, "_scan", counting)
+    return calls
+
+
+def test_an_export_of_one_period_is_read_once_and_lands_as_row_by_row(db_url, tmp_path, monkeypatch,
+                                                                       row_path_calls, scans):
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)  # many batches
+    march = [r for r in _awkward_rows(600) if r[3].startswith("2025-03")]
+    path = _write_csv(tmp_path / "march.csv", AWKWARD_HEADER, march)
+    with database.session_scope() as s:
+        result = importers.import_file(s, path=path)
+    assert scans == [] and row_path_calls == []
+    assert (result.format, result.billing_periods, result.rows, result.providers) == (
+        "focus", [dt.date(2025, 3, 1)], len(march), ["AWS", "Microsoft"])
+    with database.session_scope() as s:
+        batches = s.scalars(select(ImportBatch)).all()
+        assert [(b.id, b.row_count, b.status) for b in batches] == [(result.batch_ids[0], len(march), "succeeded")]
+        assert batches[0].checksum == hashlib.sha256(path.read_bytes()).hexdigest()
+    columnwise, row_wise = _import_both_ways(path, monkeypatch, row_path_calls)
+    assert columnwise == row_wise and len(columnwise) == len(march)
+
+
+def test_a_file_that_turns_out_to_hold_two_periods_goes_in_two_passes_and_keeps_one_batch_a_period(
+        db_url, tmp_path, monkeypatch, row_path_calls, scans):
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)
+    rows = _awkward_rows(300)
+    ordered = [r for r in rows if r[3].startswith("2025-03")] + [r for r in rows if r[3].startswith("2025-04")]
+    path = _write_csv(tmp_path / "two.csv", AWKWARD_HEADER, ordered)  # April only batches after the first
+    with database.session_scope() as s:
+        result = importers.import_file(s, path=path)
+    assert scans == [["two.csv"]] and row_path_calls == []
+    assert result.billing_periods == [dt.date(2025, 3, 1), dt.date(2025, 4, 1)] and result.rows == 300
+    with database.session_scope() as s:
+        assert sorted(b.billing_period for b in s.scalars(select(ImportBatch))) == result.billing_periods
+        assert _count(s, CostFact) == 300
+
+
+def test_exports_of_two_billing_accounts_for_one_month_replace_only_their_own_rows(db_url, tmp_path, scans):
+    march = [r for r in _awkward_rows(120) if r[3].startswith("2025-03")]
+    other = [[*r[:1], "888888888888", *r[2:]] for r in march[:20]]
+    first = _write_csv(tmp_path / "first.csv", AWKWARD_HEADER, march)
+    second = _write_csv(tmp_path / "second.csv", AWKWARD_HEADER, other)
+    for path in (first, second, first, second):
+        with database.session_scope() as s:
+            importers.import_file(s, path=path)
+        assert scans == []
+    with database.session_scope() as s:
+        by_payer = {payer: count for payer, count in s.execute(
+            select(CostFact.payer_account_id, func.count()).group_by(CostFact.payer_account_id))}
+        assert by_payer == {"999999999999": len(march), "888888888888": 20}
+        assert _db_totals(s, CostDailyRollup) == _db_totals(s)
