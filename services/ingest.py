@@ -183,8 +183,9 @@ class _Keys:
         fresh = seq.is_null()
         if fresh.true_count:
             # Texts met before were checked then: only new ones may hold a value with the separator.
-            wrong = pc.not_equal(pc.count_substring(texts.dictionary, _SEPARATOR), len(KEY_COLUMNS))
-            if pc.any(pc.and_(fresh, wrong)).as_py():
+            odd = pc.not_equal(pc.count_substring(texts.dictionary.filter(fresh), _SEPARATOR), len(KEY_COLUMNS))
+            if odd.true_count:
+                wrong = pc.replace_with_mask(pa.nulls(len(fresh), pa.bool_()).fill_null(False), fresh, odd)
                 # Such keys are named by the JSON of their values (as ``key_id`` does), row by row:
                 # two of them may join to the same text.
                 rows = wrong.take(texts.indices)
