@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Literal, cast
 
-from sqlalchemy import Connection, Numeric, delete, literal, select, text, update
+from sqlalchemy import Connection, Engine, Numeric, delete, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from models import CostFactKey, DataVersion, ImportBatch, cost_fact_lines
@@ -461,5 +461,17 @@ def bump_data_version(session: Session) -> int:
 
 
 def get_data_version(session: Session) -> int:
-    """Return the current data version (0 before any import)."""
-    return session.scalar(select(DataVersion.version).where(DataVersion.id == 1)) or 0
+    """Return the current data version (0 before any import).
+
+    On PostgreSQL a session that has not begun a transaction yet reads the committed version on
+    a connection of its own in autocommit: one round trip where inside a transaction it takes
+    three (begin, select, end), and a cached answer then needs no transaction at all (most of a
+    warm cached query's time otherwise). A session that has begun reads it in its transaction
+    (and so sees its own bump); it holds its connection already, so no second one is taken.
+    """
+    query = select(DataVersion.version).where(DataVersion.id == 1)
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and not session.in_transaction():
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return connection.scalar(query) or 0
+    return session.scalar(query) or 0

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from services import cache, costs, ingest
+from services import cache, costs, database, ingest
 from services.errors import InvalidInput
 from services.permissions import Actor
 from tests.factories import fact
@@ -172,6 +172,24 @@ def test_cached_answers_are_replaced_after_an_import(loaded):
     ingest.replace_period(loaded, source="test", billing_period=dt.date(2026, 1, 1),
                           rows=[fact(dt.date(2026, 1, 3), "111111111111", "Amazon EC2", "1")])
     assert costs.query_costs(loaded, actor=FINANCE, query=query).total == Decimal(1)
+
+
+def test_a_cached_answer_takes_no_transaction_and_another_session_sees_an_import_once_committed(loaded):
+    cache.configure(None)
+    query = costs.parse_query({"start": "2026-01-01", "end": "2026-01-31", "granularity": "total"})
+    first = costs.query_costs(loaded, actor=FINANCE, query=query)
+    loaded.commit()
+    with database.session_scope() as reader:
+        assert costs.query_costs(reader, actor=FINANCE, query=query).total == first.total
+        # On PostgreSQL the data version is read in autocommit: the cached answer began nothing.
+        assert reader.in_transaction() == (reader.get_bind().dialect.name != "postgresql")
+    ingest.replace_period(loaded, source="test", billing_period=dt.date(2026, 1, 1),
+                          rows=[fact(dt.date(2026, 1, 3), "111111111111", "Amazon EC2", "2")])
+    with database.session_scope() as reader:
+        assert costs.query_costs(reader, actor=FINANCE, query=query).total == first.total  # not committed yet
+    loaded.commit()
+    with database.session_scope() as reader:
+        assert costs.query_costs(reader, actor=FINANCE, query=query).total == Decimal(2)
 
 
 @pytest.mark.parametrize("values, field", [
