@@ -121,14 +121,22 @@ def save_upload(stream: IO[bytes], *, file_name: str) -> str:
 
 
 def _import(ctx: JobContext, paths: list[Path], file_name: str | None,
-            labels: list[str] | None = None) -> dict[str, object]:
-    """Import files as one export, all or nothing, in this job's transaction."""
+            labels: list[str] | None = None, *, start: int = 1) -> dict[str, object]:
+    """Import files as one export, all or nothing, in this job's transaction; progress goes from
+    ``start`` to 99 as the import reads them."""
+    # The progress is stored through another connection while the import's transaction is open:
+    # on SQLite that one holds the write lock until it ends, so there the progress is only logged.
+    stored = database.get_engine().dialect.name != "sqlite"
+    shown = [start]
 
-    def progress(rows: int) -> None:
-        # Inside the import's transaction: on SQLite nothing may write through another connection.
+    def progress(rows: int, share: float) -> None:
         if ctx.is_cancelled():
             raise JobCancelled()
-        logger.debug("import of job %s at %s rows", ctx.task_id, rows)
+        percent = start + int(share * (99 - start))
+        if stored and percent > shown[0]:
+            shown[0] = percent
+            ctx.progress(percent, f"Imported {rows:,} rows")
+        logger.debug("import of job %s at %s rows (%.0f%%)", ctx.task_id, rows, share * 100)
 
     # All or nothing: an invalid file raises, the transaction rolls back, nothing changes.
     with database.session_scope() as session:
@@ -191,7 +199,7 @@ def _run_import_s3(ctx: JobContext) -> dict[str, object]:
         if ctx.is_cancelled():
             raise JobCancelled()
         ctx.progress(40, f"Importing {len(objects)} file(s)")
-        summary = _import(ctx, paths, params.describe(), labels=[o.key for o in objects])
+        summary = _import(ctx, paths, params.describe(), labels=[o.key for o in objects], start=40)
         return {**summary, "files": len(objects), "bytes": total}
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -129,6 +129,7 @@ object, at least one data row. Up to ``MAX_ERRORS`` problems are listed in
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -251,6 +252,10 @@ _LAYOUTS: dict[str, _Layout] = {
 }
 
 
+#: Called with the rows written so far and the share of the work done (0 to 1).
+Progress = Callable[[int, float], None]
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     """What one import landed."""
@@ -292,14 +297,16 @@ def import_file(
     path: Path,
     file_name: str | None = None,
     actor_id: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> ImportResult:
     """Import one FOCUS or CUR 2.0 file in the caller's transaction, all or nothing.
 
     Raises ``InvalidInput`` for any problem with the file, possibly after rows were written:
     the caller rolls back (``services.database.session_scope`` does). ``on_progress`` is called
-    with the number of rows written so far, inside the transaction: on SQLite it must not write
-    through another connection (the import holds the write lock until the caller commits).
+    with the number of rows written so far and the share of the work done (0 to 1: of the file
+    read, or of the rows written in a second pass), inside the transaction: on SQLite it must
+    not write through another connection (the import holds the write lock until the caller
+    commits).
     """
     return import_files(session, paths=[path], file_name=file_name, actor_id=actor_id,
                         on_progress=on_progress)
@@ -311,7 +318,7 @@ def import_files(
     paths: Sequence[Path],
     file_name: str | None = None,
     actor_id: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
     labels: Sequence[str] | None = None,
 ) -> ImportResult:
     """Import the parts of one export (CUR 2.0 splits a large month into several files) as one.
@@ -329,15 +336,23 @@ def import_files(
     checksum = _checksum(sources)
     name = (file_name or ", ".join(s.path.name for s in sources))[:512]
     result = None
+    reached = [0.0]  # the share reported last: two passes after a one pass that gave way go on from it
+
+    def report(rows: int, share: float) -> None:
+        reached[0] = share
+        if on_progress is not None:
+            on_progress(rows, share)
+
     if _columnwise_possible(_format_of(sources)):
         try:
             with database.savepoint(session):  # the two passes start from here again
-                result = _import_in_one_pass(session, sources, name=name, actor_id=actor_id,
-                                             on_progress=on_progress)
+                result = _import_in_one_pass(session, sources, name=name, actor_id=actor_id, on_progress=report)
         except _NeedsRowPath:
             logger.info("%s: read in two passes", name)
     if result is None:
-        result = _import_in_two_passes(session, sources, name=name, actor_id=actor_id, on_progress=on_progress)
+        left = reached[0]
+        result = _import_in_two_passes(session, sources, name=name, actor_id=actor_id,
+                                       on_progress=lambda rows, share: report(rows, left + (1 - left) * share))
     for batch in session.scalars(select(ImportBatch).where(ImportBatch.id.in_(result.batch_ids))):
         batch.checksum = checksum
     if _checksum(sources) != checksum:
@@ -349,7 +364,7 @@ def import_files(
 
 
 def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: str, actor_id: int | None,
-                        on_progress: Callable[[int], None] | None) -> ImportResult:
+                        on_progress: Progress | None) -> ImportResult:
     """Import a FOCUS export of one billing period (as exports come), reading it once: the period
     is that of the first row, and the billing accounts it replaces are those its rows name.
 
@@ -360,10 +375,24 @@ def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: s
     layout = _LAYOUTS["focus"]
     currencies: dict[str, str] = {}
     providers: set[str] = set()
+    sizes = [source.path.stat().st_size for source in sources]
+    consumed = [0]  # bytes of the files read so far
+
+    def parts() -> Iterator[dict[str, Any]]:
+        for index, source in enumerate(sources):
+            before = sum(sizes[:index])
+            for cells, position in _text_batches(source, layout, positions=True):
+                consumed[0] = before + position
+                yield cells
+
+    def report(written: int) -> None:
+        if on_progress is not None:
+            on_progress(written, min(1.0, consumed[0] / (sum(sizes) or 1)))
+
     # Arrow parses the next CSV block in a thread of its own (letting go of the GIL) while this
     # one is mapped and split into keys, and the database stores the one before: on two cores
     # the stages overlap.
-    with bulk.Prefetched(itertools.chain.from_iterable(_text_batches(source, layout) for source in sources)) as read:
+    with bulk.Prefetched(parts()) as read:
         batches = iter(read)
         first = next(batches, None)
         if first is None:
@@ -381,7 +410,7 @@ def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: s
                 yield table
 
         batch = replace_period(session, source="focus", billing_period=period, rows=ArrowFacts(facts()),
-                               payer_account_ids="loaded", file_name=name, actor_id=actor_id, on_chunk=on_progress)
+                               payer_account_ids="loaded", file_name=name, actor_id=actor_id, on_chunk=report)
     if batch.row_count == 0:
         raise _NeedsRowPath
     return ImportResult(format="focus", billing_periods=[period], rows=batch.row_count,
@@ -389,7 +418,7 @@ def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: s
 
 
 def _import_in_two_passes(session: Session, sources: Sequence[_Source], *, name: str, actor_id: int | None,
-                          on_progress: Callable[[int], None] | None) -> ImportResult:
+                          on_progress: Progress | None) -> ImportResult:
     """Import any export: a first pass finds its billing periods and accounts (and refuses the
     file, naming rows and columns, if a key column is wrong), then each period is read and
     replaced in turn."""
@@ -403,7 +432,7 @@ def _import_in_two_passes(session: Session, sources: Sequence[_Source], *, name:
 
         def report(written: int, before: int = done) -> None:
             if on_progress is not None:
-                on_progress(before + written)
+                on_progress(before + written, (before + written) / scan.rows)
 
         load = functools.partial(replace_period, session, source=scan.format, billing_period=period,
                                  payer_account_ids=scan.periods[period], file_name=name, actor_id=actor_id,
@@ -1139,9 +1168,11 @@ def _focus_tables(sources: Sequence[_Source], *, period: dt.date, expected: int)
         raise _NeedsRowPath
 
 
-def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None = None, *,
+                  positions: bool = False) -> Iterator[Any]:
     """Read a source with Arrow, a block at a time: the layout's columns (or just ``keys``) as
-    text, by logical name. Whatever Arrow cannot read raises ``_NeedsRowPath``."""
+    text, by logical name (with ``positions``: each with the bytes of the file read by then).
+    Whatever Arrow cannot read raises ``_NeedsRowPath``."""
     import pyarrow as pa
 
     with source.open() as table:
@@ -1153,25 +1184,28 @@ def _text_batches(source: _Source, layout: _Layout, keys: Sequence[str] | None =
     logical = {actual: name for name, actual in columns.items()}
     try:
         if parquet:
-            yield from _parquet_text_batches(source, logical)
-            return
-        if any(name != name.strip() for name in logical):
+            batches = _parquet_text_batches(source, logical)
+        elif any(name != name.strip() for name in logical):
             raise _NeedsRowPath  # Arrow would not find a header name the row-wise reader strips
-        yield from _csv_text_batches(source, logical, compressed=compressed,
-                                     block_bytes=ARROW_BLOCK_BYTES if keys is not None else LOAD_BLOCK_BYTES)
+        else:
+            batches = _csv_text_batches(source, logical, compressed=compressed,
+                                        block_bytes=ARROW_BLOCK_BYTES if keys is not None else LOAD_BLOCK_BYTES)
+        for cells, position in batches:
+            yield (cells, position) if positions else cells
     except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:
         raise _NeedsRowPath from exc
 
 
 def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: bool,
-                      block_bytes: int) -> Iterator[dict[str, Any]]:
+                      block_bytes: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """Each block's text columns, and the bytes of the file read by then."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     from isal import igzip
 
-    # ISA-L inflates gzip in about 60% of zlib's time (Arrow's own stream uses zlib).
-    opened = igzip.open(source.path, "rb") if compressed else pa.input_stream(str(source.path))
-    with opened as stream:
+    with source.path.open("rb") as raw, (
+            # ISA-L inflates gzip in about 60% of zlib's time (Arrow's own stream uses zlib).
+            igzip.IGzipFile(fileobj=raw, mode="rb") if compressed else contextlib.nullcontext(raw)) as stream:
         reader = pa_csv.open_csv(
             stream, read_options=pa_csv.ReadOptions(block_size=block_bytes),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
@@ -1179,16 +1213,20 @@ def _csv_text_batches(source: _Source, logical: dict[str, str], *, compressed: b
                 include_columns=list(logical), strings_can_be_null=False,
                 column_types={name: pa.string() for name in logical}))
         for batch in reader:
-            yield {logical[name]: batch.column(name) for name in batch.schema.names}
+            yield {logical[name]: batch.column(name) for name in batch.schema.names}, raw.tell()
 
 
-def _parquet_text_batches(source: _Source, logical: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """Parquet columns as the text ``_Cells`` would read from them (see ``_parquet_text``)."""
+def _parquet_text_batches(source: _Source, logical: dict[str, str]) -> Iterator[tuple[dict[str, Any], int]]:
+    """Parquet columns as the text ``_Cells`` would read from them (see ``_parquet_text``), and
+    the share of the file read by then (in bytes, by rows)."""
     import pyarrow.parquet as pq
 
+    size = source.path.stat().st_size
     with pq.ParquetFile(source.path) as parquet:
+        rows, done = parquet.metadata.num_rows or 1, 0
         for batch in parquet.iter_batches(batch_size=PARQUET_COLUMN_BATCH_ROWS, columns=list(logical)):
-            yield {logical[name]: _parquet_text(batch.column(name)) for name in batch.schema.names}
+            done += batch.num_rows
+            yield {logical[name]: _parquet_text(batch.column(name)) for name in batch.schema.names}, size * done // rows
 
 
 def _parquet_text(column: Any) -> Any:

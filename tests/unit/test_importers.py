@@ -155,8 +155,8 @@ def test_long_account_ids_are_shortened_stably_and_distinctly():
 
 
 def test_focus_sample_lands_with_exact_totals_by_provider_category_and_account(session, sample):
-    progress: list[int] = []
-    result = importers.import_file(session, path=sample, on_progress=progress.append)
+    progress: list[tuple[int, float]] = []
+    result = importers.import_file(session, path=sample, on_progress=lambda rows, share: progress.append((rows, share)))
 
     with sample.open(newline="", encoding="utf-8") as fh:
         records = list(csv.DictReader(fh))
@@ -166,7 +166,8 @@ def test_focus_sample_lands_with_exact_totals_by_provider_category_and_account(s
     # One Oracle row is billed in October although charged on 30 September: two periods.
     assert result.billing_periods == [SEPTEMBER, OCTOBER]
     assert len(result.batch_ids) == 2 and _count(session, ImportBatch) == 2
-    assert progress[-1] == len(records) and progress == sorted(progress)
+    # Two periods: the one pass gives way, and the second pass counts its rows against the first's.
+    assert progress[-1] == (len(records), 1.0) and progress == sorted(progress)
 
     assert _db_totals(session) == _file_totals(sample)
     assert _db_totals(session, key="provider") == _file_totals(sample, lambda r: r["ProviderName"])
@@ -385,7 +386,7 @@ def test_a_file_changed_during_the_import_is_refused_and_rolled_back(db_url, sam
     october = next(i for i, r in enumerate(rows, start=1)
                    if r[header.index("BillingPeriodStart")].startswith("2024-10"))
 
-    def change_the_file(_written: int) -> None:  # after September is written, October is read
+    def change_the_file(_written: int, _share: float) -> None:  # after September is written, October is read
         _set(rows, header, october, "BilledCost", "0.25")  # still valid, but not what was read
         _write_csv(path, header, rows)
 
@@ -814,3 +815,23 @@ def test_exports_of_two_billing_accounts_for_one_month_replace_only_their_own_ro
             select(CostFact.payer_account_id, func.count()).group_by(CostFact.payer_account_id))}
         assert by_payer == {"999999999999": len(march), "888888888888": 20}
         assert _db_totals(s, CostDailyRollup) == _db_totals(s)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["csv", "gzip"])
+def test_a_one_pass_import_reports_the_share_of_the_file_read(db_url, tmp_path, monkeypatch, scans, compress):
+    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 10)
+    monkeypatch.setattr(ingest, "CHUNK_SIZE", 10)
+    march = [r for r in _awkward_rows(6000) if r[3].startswith("2025-03")]
+    path = _write_csv(tmp_path / "march.csv", AWKWARD_HEADER, march)
+    if compress:
+        path = _gzip_copy(path, tmp_path / "march.csv.gz")
+    progress: list[tuple[int, float]] = []
+    with database.session_scope() as s:
+        importers.import_file(s, path=path, on_progress=lambda rows, share: progress.append((rows, share)))
+    assert scans == []
+    rows, shares = [p[0] for p in progress], [p[1] for p in progress]
+    assert rows == sorted(rows) and rows[-1] == len(march) and shares == sorted(shares)
+    assert shares[0] > 0 and shares[-1] == 1.0
+    if not compress:  # gzip is read in blocks as large as this small file
+        assert shares[0] < 0.5 and len(set(shares)) > 5
