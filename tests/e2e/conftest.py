@@ -5,14 +5,18 @@ from collections.abc import Iterator
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+#: How long an assertion waits for the page (Playwright's default is 5 s). On a loaded two-core
+#: machine the first page after sign-in, served by a worker that just started, has taken longer.
+EXPECT_TIMEOUT_MS = 15_000
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-extensions", "--no-first-run", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield instance
