@@ -390,6 +390,11 @@ def replace_period(
                         file_name=file_name, status="running")
     session.add(batch)
     session.flush()
+    lines = cost_fact_lines.c
+    # A period that holds no rows yet (a new month, the usual case) needs no look for stale rows
+    # once the new ones are in: that look would read every new row.
+    held = session.scalar(select(literal(1)).select_from(cost_fact_lines)
+                          .where(lines.billing_period == period).limit(1)) is not None
     sums = rollups.PeriodSums()
     keys = _Keys()
     total = 0
@@ -413,21 +418,22 @@ def replace_period(
             total += part.num_rows
             if on_chunk is not None:
                 on_chunk(total)
-    # The rows replaced go once the new ones are in (so that a load may learn its payer accounts
-    # from its own rows).
-    lines = cost_fact_lines.c
-    stale = delete(cost_fact_lines).where(lines.billing_period == period, lines.source == source,
-                                          lines.import_batch_id != batch.id)
-    payers = (set(keys.table().column("payer_account_id").unique().to_pylist()) if payer_account_ids == "loaded"
-              else payer_account_ids)
-    if payers is not None:
-        stale = stale.where(lines.key_id.in_(select(CostFactKey.id).where(
-            CostFactKey.payer_account_id.in_(sorted(payers)))))
-    session.execute(stale)
+    alone = True
+    if held:
+        # The rows replaced go once the new ones are in (so that a load may learn its payer
+        # accounts from its own rows).
+        stale = delete(cost_fact_lines).where(lines.billing_period == period, lines.source == source,
+                                              lines.import_batch_id != batch.id)
+        payers = (set(keys.table().column("payer_account_id").unique().to_pylist())
+                  if payer_account_ids == "loaded" else payer_account_ids)
+        if payers is not None:
+            stale = stale.where(lines.key_id.in_(select(CostFactKey.id).where(
+                CostFactKey.payer_account_id.in_(sorted(payers)))))
+        session.execute(stale)
+        alone = session.scalar(select(literal(1)).select_from(cost_fact_lines).where(
+            lines.billing_period == period, lines.import_batch_id != batch.id).limit(1)) is None
     # When these rows are all the period holds, its rollups are those summed on the way in;
     # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
-    alone = session.scalar(select(literal(1)).select_from(cost_fact_lines).where(
-        lines.billing_period == period, lines.import_batch_id != batch.id).limit(1)) is None
     if alone:
         # The new keys are stored while the first rollups are summed.
         sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
