@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from models import CostFact, CostFactKey
 from services import ingest
@@ -28,6 +29,24 @@ def test_lines_of_one_key_share_one_stored_key_across_imports(session):
                           rows=[fact(FEBRUARY, "111", "EC2", "1.5", region="us-east-1")])
     assert (_count(session, CostFact), _count(session, CostFactKey)) == (5, 2)
     assert session.scalar(select(func.count(func.distinct(CostFact.id)))) == 5
+
+    # A load meeting stored keys and new ones stores only the new.
+    ingest.replace_period(session, source="focus", billing_period=FEBRUARY, rows=[
+        fact(FEBRUARY, "111", "EC2", "1.5", region="us-east-1"), fact(FEBRUARY, "111", "S3", "2"),
+        fact(FEBRUARY, "222", "S3", "3")])
+    assert (_count(session, CostFact), _count(session, CostFactKey)) == (7, 3)
+
+
+def test_a_reimport_leaves_the_planner_settings_as_they_were(session):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the probe of a held period keeps PostgreSQL's planner off sequential scans")
+    for setting in ("on", "off"):
+        session.execute(text("SELECT set_config('enable_seqscan', :value, true)"), {"value": setting})
+        for _ in range(2):  # the second finds the period held
+            ingest.replace_period(session, source="focus", billing_period=JANUARY,
+                                  rows=[fact(JANUARY, "111", "EC2", "1")])
+        assert session.scalar(text("SELECT current_setting('enable_seqscan')")) == setting
+    assert _count(session, CostFact) == 1
 
 
 def test_values_holding_the_separator_stay_two_different_keys(session):
