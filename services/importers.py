@@ -1267,20 +1267,46 @@ class _TextColumns:
     def text(self, key: str, *, required: bool = False, limit: int | None = None) -> Any:
         """Trimmed text, "" and NULL as null."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         column = self.cells.get(key)
         if column is None:
             if required:
                 raise _NeedsRowPath
             return pa.nulls(self.rows, type=pa.string())
+        return self._clean(column, required=required, limit=limit)
+
+    def _clean(self, column: Any, *, required: bool = False, limit: int | None = None) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         column = pc.utf8_trim_whitespace(column)
-        column = pc.if_else(pc.is_in(column, value_set=self._missing), pa.scalar(None, pa.string()), column)
+        missing = pc.is_in(column, value_set=self._missing)
+        if pc.any(missing).as_py():
+            column = pc.if_else(missing, pa.scalar(None, pa.string()), column)
         if required and column.null_count:
             raise _NeedsRowPath
         if limit is not None and (pc.max(pc.utf8_length(column)).as_py() or 0) > limit:
             raise _NeedsRowPath
         return column
+
+    def parsed(self, key: str, parse: Callable[[str], Any], kind: Any, *, required: bool = False) -> Any:
+        """``text`` parsed with the row-wise parser, each distinct value once (trimmed once, too:
+        the values are told apart before they are cleaned)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.cells.get(key)
+        if column is None:
+            return self.each(self.text(key, required=required), parse, kind)
+        encoded = pc.dictionary_encode(column)
+        if required and encoded.null_count:
+            raise _NeedsRowPath
+        values = self._clean(encoded.dictionary, required=required).to_pylist()
+        try:
+            parsed = [None if value is None else parse(value) for value in values]
+        except (ValueError, _CellError):
+            raise _NeedsRowPath from None
+        return pa.array(parsed, type=kind).take(encoded.indices)
 
     @staticmethod
     def each(column: Any, parse: Callable[[str], Any], kind: Any) -> Any:
@@ -1300,9 +1326,17 @@ class _TextColumns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        exact = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
+        raw = self.cells.get(key)
+        if raw is not None and not raw.null_count:
+            try:  # the usual case: every value a number with no more decimals than the money scale,
+                # and none missing or padded (what would not cast as it stands is cleaned first)
+                return raw.cast(exact)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
         column = self.text(key, required=True)
-        try:  # exact already when no value has more decimals than the money scale (the usual case)
-            return column.cast(pa.decimal128(MONEY_PRECISION, MONEY_SCALE))
+        try:  # exact already when no value has more decimals than the money scale
+            return column.cast(exact)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         try:
@@ -1310,7 +1344,7 @@ class _TextColumns:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise _NeedsRowPath from None
         rounded = pc.round(wide, ndigits=MONEY_SCALE, round_mode="half_to_even")
-        return rounded.cast(pa.decimal128(MONEY_PRECISION, MONEY_SCALE))
+        return rounded.cast(exact)
 
     def number(self, key: str, scale: int) -> Any:
         """Exact as ``_Cells.number``; more decimals than ``scale`` go row by row."""
@@ -1324,7 +1358,7 @@ class _TextColumns:
     def period(self, key: str) -> Any:
         import pyarrow as pa
 
-        return self.each(self.text(key, required=True), lambda v: billing_period_of(_parse_day(v)), pa.date32())
+        return self.parsed(key, lambda v: billing_period_of(_parse_day(v)), pa.date32(), required=True)
 
 
 def _focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False) -> Any:
@@ -1334,26 +1368,25 @@ def _focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False)
     import pyarrow.compute as pc
 
     columns = _TextColumns(cells)
-    text, each, money = columns.text, columns.each, columns.money
+    text, parsed, money = columns.text, columns.parsed, columns.money
     in_period = pc.equal(columns.period("BillingPeriodStart"), pa.scalar(period))
     if not pc.all(in_period).as_py():
         if whole:
             raise _NeedsRowPath
         columns.filter(in_period)
-    billing_account = each(text("BillingAccountId", required=True), stored_account_id, pa.string())
-    sub_account = each(text("SubAccountId"), stored_account_id, pa.string())
+    billing_account = parsed("BillingAccountId", stored_account_id, pa.string(), required=True)
+    sub_account = parsed("SubAccountId", stored_account_id, pa.string())
     limit = _LIMITS["usage_type"]
     description = text("ChargeDescription")
     usage_type = pc.coalesce(text("x_UsageType", limit=limit), text("SkuId", limit=limit),
                              pc.utf8_slice_codeunits(description, 0, limit), pa.scalar("", pa.string()))
-    raw_tags = text("Tags")
-    tags = each(raw_tags, _tag_columns, pa.struct([("json", pa.string()), ("team", pa.string()),
+    tags = parsed("Tags", _tag_columns, pa.struct([("json", pa.string()), ("team", pa.string()),
                                                    ("cost_center", pa.string()), ("environment", pa.string())]))
     none = pa.scalar("{}", pa.string())
     quantity = columns.number("ConsumedQuantity", QUANTITY_SCALE)
     effective = money("EffectiveCost")
     facts = {
-        "usage_date": each(text("ChargePeriodStart", required=True), _parse_day, pa.date32()),
+        "usage_date": parsed("ChargePeriodStart", _parse_day, pa.date32(), required=True),
         "provider": text("ProviderName", required=True, limit=_LIMITS["provider"]),
         "payer_account_id": billing_account,
         "usage_account_id": pc.coalesce(sub_account, billing_account),
@@ -1372,7 +1405,7 @@ def _focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False)
         "list_cost": money("ListCost"),
         "usage_quantity": quantity,
         "usage_unit": text("ConsumedUnit", limit=_LIMITS["usage_unit"]),
-        "currency": each(text("BillingCurrency", required=True), _currency_code, pa.string()),
+        "currency": parsed("BillingCurrency", _currency_code, pa.string(), required=True),
     }
     return pa.table({name: facts[name] for name in ARROW_FACT_COLUMNS})
 
