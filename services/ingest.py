@@ -479,10 +479,10 @@ def _index_scans_only(session: Session) -> Iterator[None]:
         return
     before = session.scalar(text("SELECT current_setting('enable_seqscan')"))
     session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('enable_seqscan', :before, true)"), {"before": before})
+    yield
+    # Not on an error: the setting is the transaction's, and goes with it when it is rolled back
+    # (a statement now would only hide the error under "the transaction is aborted").
+    session.execute(text("SELECT set_config('enable_seqscan', :before, true)"), {"before": before})
 
 
 def bump_data_version(session: Session) -> int:
