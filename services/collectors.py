@@ -1351,6 +1351,9 @@ def collect_profile(
         return _finish(state, wanted, clock, fatal=profiles.explain(exc, region=credentials.region))
     if profile.account_id != state.account_id:
         profile.account_id = state.account_id
+        # Committed now: an open write would hold SQLite's lock through the next step, and the
+        # job's progress (written on a connection of its own) would wait for it and fail.
+        session.commit()
     periods = state.plan_costs() if "costs" in wanted else []
     state.steps_total = len(wanted) - 1 + max(1, len(periods)) if "costs" in wanted else len(wanted)
     for kind in wanted:

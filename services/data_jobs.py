@@ -68,6 +68,8 @@ def _run_collect(ctx: JobContext) -> dict[str, object]:
             today=dt.datetime.now(dt.UTC).date(), endpoint_url=profiles.endpoint_url(), task_id=ctx.task_id,
             on_progress=lambda pct, step: ctx.progress(pct, step))
     ctx.aws_requests = summary.ce_requests + summary.other_requests
+    ctx.log(f"Cost Explorer: {summary.ce_requests} billable request(s), {summary.ce_pages} of them follow-up pages: "
+            f"USD {summary.ce_cost:.2f}")
     for kind, error in summary.errors.items():
         ctx.log(f"{kind}: {error}")
     result: dict[str, object] = {
