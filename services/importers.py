@@ -376,6 +376,7 @@ def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: s
     currencies: dict[str, str] = {}
     providers: set[str] = set()
     sizes = [source.path.stat().st_size for source in sources]
+    total = sum(sizes) or 1
     consumed = [0]  # bytes of the files read so far
 
     def parts() -> Iterator[dict[str, Any]]:
@@ -387,7 +388,7 @@ def _import_in_one_pass(session: Session, sources: Sequence[_Source], *, name: s
 
     def report(written: int) -> None:
         if on_progress is not None:
-            on_progress(written, min(1.0, consumed[0] / (sum(sizes) or 1)))
+            on_progress(written, min(1.0, consumed[0] / total))
 
     # Arrow parses the next CSV block in a thread of its own (letting go of the GIL) while this
     # one is mapped and split into keys, and the database stores the one before: on two cores
@@ -1012,8 +1013,8 @@ def _scan_columnwise(sources: Sequence[_Source], fmt: Format) -> _Scan:
             columns = _TextColumns(cells)
             table = pa.table({
                 "period": columns.period(layout.period),
-                "account": columns.each(columns.text(layout.account, required=True), stored_account_id, pa.string()),
-                "currency": columns.each(columns.text(layout.currency, required=True), _currency_code, pa.string()),
+                "account": columns.parsed(layout.account, stored_account_id, pa.string(), required=True),
+                "currency": columns.parsed(layout.currency, _currency_code, pa.string(), required=True),
                 "provider": (columns.text(layout.provider, required=True, limit=_LIMITS["provider"])
                              if layout.provider else pa.array(["AWS"] * columns.rows, type=pa.string())),
             })
@@ -1297,26 +1298,15 @@ class _TextColumns:
 
         column = self.cells.get(key)
         if column is None:
-            return self.each(self.text(key, required=required), parse, kind)
+            if required:
+                raise _NeedsRowPath
+            return pa.nulls(self.rows, type=kind)
         encoded = pc.dictionary_encode(column)
         if required and encoded.null_count:
             raise _NeedsRowPath
         values = self._clean(encoded.dictionary, required=required).to_pylist()
         try:
             parsed = [None if value is None else parse(value) for value in values]
-        except (ValueError, _CellError):
-            raise _NeedsRowPath from None
-        return pa.array(parsed, type=kind).take(encoded.indices)
-
-    @staticmethod
-    def each(column: Any, parse: Callable[[str], Any], kind: Any) -> Any:
-        """Parse each distinct value once, with the row-wise parser."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        encoded = pc.dictionary_encode(column)
-        try:
-            parsed = [parse(value) for value in encoded.dictionary.to_pylist()]
         except (ValueError, _CellError):
             raise _NeedsRowPath from None
         return pa.array(parsed, type=kind).take(encoded.indices)
