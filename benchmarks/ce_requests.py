@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from dashapp.cli import migrate  # noqa: E402 - after the path set-up above
 from models import CostDimensionDaily, CostFact  # noqa: E402
-from services import audit, collectors, crypto, database, profiles, validation  # noqa: E402
+from services import audit, crypto, database, validation  # noqa: E402
+from services.aws import collectors, profiles  # noqa: E402
 from services.crypto import Keyring  # noqa: E402
-from services.permissions import Actor  # noqa: E402
+from services.identity.permissions import Actor  # noqa: E402
 
 TODAY = dt.date(2025, 3, 8)
 MONTHS = ((dt.date(2025, 3, 1), TODAY), (dt.date(2025, 2, 1), dt.date(2025, 3, 1)))

@@ -34,10 +34,12 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from dashapp.cli import migrate
-from services import audit, cache, costs, crypto, database, importers, ingest
+from services import audit, crypto, database
+from services.costs import cache, ingest, queries
+from services.costs.ingest import FactRow
 from services.crypto import Keyring
-from services.ingest import FactRow
-from services.permissions import Actor
+from services.identity.permissions import Actor
+from services.imports import pipeline
 
 SERVICES = [(f"Service {i:02d}", 1.0 / (i + 1) ** 1.1) for i in range(40)]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "ap-northeast-1", "global"]
@@ -138,12 +140,12 @@ def p95(samples: list[float]) -> float:
 
 
 def time_query(values: dict[str, object], *, repeats: int) -> float:
-    query = costs.parse_query(values)
+    query = queries.parse_query(values)
     samples = []
     for _ in range(repeats):
         with database.session_scope() as session:
             started = time.perf_counter()
-            costs.query_costs(session, actor=ACTOR, query=query)
+            queries.query_costs(session, actor=ACTOR, query=query)
             samples.append((time.perf_counter() - started) * 1000)
     return p95(samples)
 
@@ -191,7 +193,7 @@ def main() -> None:
         imported, started = 0, time.perf_counter()
         for path, _ in files:
             with database.session_scope() as session:
-                imported += importers.import_file(session, path=path).rows
+                imported += pipeline.import_file(session, path=path).rows
             path.unlink()
         seconds = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask_login import current_user
 
-from services.permissions import Actor
+from services.identity.permissions import Actor
 
 
 def current_actor() -> Actor:

@@ -12,18 +12,20 @@ from dash import ALL, Dash, Input, Output, State, no_update
 from callbacks.context import current_actor
 from layouts import data as layout
 from layouts import ids
-from services import data_jobs, database, jobs, profiles, validation
+from services import database, validation
+from services.aws import profiles
 from services.errors import DomainError
+from services.jobs import data_kinds, lifecycle
 
 _ROLE_ONLY = ("role_arn", "source_profile_id", "external_id")
 _KEYS_ONLY = ("access_key_id", "secret_access_key")
 
 
-def _queued(view: jobs.TaskView, what: str) -> object:
+def _queued(view: lifecycle.TaskView, what: str) -> object:
     if view.status == "awaiting_approval":
         return layout.message(f"{what} waits for approval: {view.step}.", color="warning",
                               link=("Follow it", f"/jobs/{view.id}"))
-    notice = f" {jobs.QUEUE_DOWN_NOTICE}" if jobs.publish([view.id]) else ""
+    notice = f" {lifecycle.QUEUE_DOWN_NOTICE}" if lifecycle.publish([view.id]) else ""
     return layout.message(f"{what} started as job #{view.id}.{notice}", color="success",
                           link=("Watch it", f"/jobs/{view.id}"))
 
@@ -67,8 +69,8 @@ def collect(n_clicks: int | None, profile_id: int | None) -> object:
         return layout.message("Choose a profile first.", color="warning")
     try:
         with database.session_scope() as session:
-            view = jobs.submit_job(session, actor=current_actor(), kind="collect.profile",
-                                   parameters={"profile_id": profile_id}, policy=jobs.current_policy())
+            view = lifecycle.submit_job(session, actor=current_actor(), kind="collect.profile",
+                                   parameters={"profile_id": profile_id}, policy=lifecycle.current_policy())
     except DomainError as exc:
         return layout.message(exc.message, color="danger")
     return _queued(view, "The collection")
@@ -80,16 +82,16 @@ def upload(contents: str | None, file_name: str | None) -> object:
         return no_update
     actor = current_actor()
     try:
-        jobs.check_may_submit(actor, "import.file")
+        lifecycle.check_may_submit(actor, "import.file")
         try:
             raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
         except (IndexError, binascii.Error):
             return layout.message("The file did not arrive intact: try again.", color="danger")
-        upload_id = data_jobs.save_upload(io.BytesIO(raw), file_name=file_name)
+        upload_id = data_kinds.save_upload(io.BytesIO(raw), file_name=file_name)
         with database.session_scope() as session:
-            view = jobs.submit_job(session, actor=actor, kind="import.file",
+            view = lifecycle.submit_job(session, actor=actor, kind="import.file",
                                    parameters={"upload_id": upload_id, "file_name": file_name[:255]},
-                                   policy=jobs.current_policy())
+                                   policy=lifecycle.current_policy())
     except DomainError as exc:
         return layout.message(exc.message, color="danger")
     return _queued(view, f"The import of {file_name}")
@@ -105,8 +107,10 @@ def import_s3(n_clicks: int | None, profile_id: int | None, bucket: str | None, 
     location = {"manifest_key": path} if path.endswith(".json") else {"prefix": path}
     try:
         with database.session_scope() as session:
-            view = jobs.submit_job(session, actor=current_actor(), kind="import.s3", policy=jobs.current_policy(),
-                                   parameters={"profile_id": profile_id, "bucket": (bucket or "").strip(), **location})
+            view = lifecycle.submit_job(session, actor=current_actor(), kind="import.s3",
+                                        policy=lifecycle.current_policy(),
+                                        parameters={"profile_id": profile_id, "bucket": (bucket or "").strip(),
+                                                    **location})
     except DomainError as exc:
         return layout.message(exc.message, color="danger")
     return _queued(view, f"The import of s3://{bucket}/{path}")

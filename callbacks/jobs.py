@@ -10,8 +10,10 @@ from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from callbacks.context import actor_from_payload, current_actor
 from layouts import ids
 from layouts import jobs as layout
-from services import database, jobs, profiles, schedules, validation
+from services import database, validation
+from services.aws import profiles
 from services.errors import DomainError
+from services.jobs import lifecycle, schedules
 
 WATCH_SECONDS = 50 * 60  # under the worker's time limit; the page says to reload after that
 POLL_SECONDS = 0.5
@@ -23,7 +25,7 @@ def show_parameters(kind: str | None) -> list[object]:
         return []
     actor = current_actor()
     try:
-        schema = jobs.get_kind(kind).form_schema()
+        schema = lifecycle.get_kind(kind).form_schema()
     except DomainError as exc:
         return [layout.html.P(exc.message)]
     with database.session_scope() as session:
@@ -50,16 +52,16 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
     try:
         parameters = _form_parameters(kind, values, field_ids, page_id)
         with database.session_scope() as session:
-            view = jobs.submit_job(session, actor=actor, kind=kind, parameters=parameters,
-                                   policy=jobs.current_policy())
+            view = lifecycle.submit_job(session, actor=actor, kind=kind, parameters=parameters,
+                                   policy=lifecycle.current_policy())
     except DomainError as exc:
         errors = exc.details.get("errors") if exc.details else None
         return layout.dbc.Alert([exc.message, *([layout.html.Ul([layout.html.Li(e) for e in errors])]
                                                  if isinstance(errors, list) and len(errors) > 1 else [])],
                                 color="danger", className="py-2"), no_update
     notice = ""
-    if view.status == "queued" and jobs.publish([view.id]):
-        notice = " " + jobs.QUEUE_DOWN_NOTICE
+    if view.status == "queued" and lifecycle.publish([view.id]):
+        notice = " " + lifecycle.QUEUE_DOWN_NOTICE
     text = (f"Job #{view.id} is waiting for approval: {view.step}." if view.status == "awaiting_approval"
             else f"Job #{view.id} is queued.{notice}")
     return layout.dbc.Alert([text, " ", layout.dcc.Link("Watch it", href=f"/jobs/{view.id}")],
@@ -68,7 +70,7 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
 
 
 def _form_parameters(kind: str, values: list[Any], field_ids: list[dict[str, str]], page_id: str) -> dict[str, Any]:
-    schema = jobs.get_kind(kind).form_schema()
+    schema = lifecycle.get_kind(kind).form_schema()
     parameters = {f["name"]: _coerce(schema, f["name"], v) for f, v in zip(field_ids, values, strict=True)
                   if v is not None}
     if "page_id" in schema.get("properties", {}):
@@ -111,16 +113,16 @@ def history(page: int | None, status: str | None, kind: str | None, _message: ob
     """Show one page of the history with the filters applied."""
     actor = current_actor()
     with database.session_scope() as session:
-        tasks = jobs.list_tasks(session, actor=actor, limit=layout.PAGE_SIZE, offset=(page or 0) * layout.PAGE_SIZE,
-                                status=status, kind=kind)
+        tasks = lifecycle.list_tasks(session, actor=actor, limit=layout.PAGE_SIZE,
+                                     offset=(page or 0) * layout.PAGE_SIZE, status=status, kind=kind)
     return layout.table(tasks)
 
 
-def _snapshot(task_id: int, actor: Any) -> tuple[jobs.TaskView, str, list[tuple[int, str, int]]]:
+def _snapshot(task_id: int, actor: Any) -> tuple[lifecycle.TaskView, str, list[tuple[int, str, int]]]:
     with database.session_scope() as session:
-        view = jobs.get_task(session, actor=actor, task_id=task_id)
-        log = jobs.get_log(session, actor=actor, task_id=task_id)
-        results = jobs.list_results(session, actor=actor, task_id=task_id)
+        view = lifecycle.get_task(session, actor=actor, task_id=task_id)
+        log = lifecycle.get_log(session, actor=actor, task_id=task_id)
+        results = lifecycle.list_results(session, actor=actor, task_id=task_id)
     return view, log, results
 
 
@@ -170,7 +172,7 @@ def cancel(n_clicks: int | None, task_id: int | None) -> tuple[object, object]:
         return no_update, no_update
     try:
         with database.session_scope() as session:
-            view = jobs.request_cancel(session, actor=current_actor(), task_id=task_id)
+            view = lifecycle.request_cancel(session, actor=current_actor(), task_id=task_id)
     except DomainError as exc:
         return exc.message, no_update
     return ("Cancelled." if view.status == "cancelled" else "Cancel requested: the worker is stopping the job."), True
@@ -184,12 +186,12 @@ def decide(approve_clicks: int | None, reject_clicks: int | None, comment: str |
     approve = ctx.triggered_id == ids.JOB_APPROVE
     try:
         with database.session_scope() as session:
-            view = jobs.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
+            view = lifecycle.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
                                         comment=comment or "")
     except DomainError as exc:
         return exc.message
     if approve:
-        jobs.publish([view.id])
+        lifecycle.publish([view.id])
         return "Approved: the job is queued. Reload to follow it."
     return "Rejected: the requester sees your comment."
 

@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
 from layouts import data, ids, jobs, overview, shell
-from services import costs, database, profiles, schedules
-from services import jobs as job_service
+from services import database
+from services.aws import profiles
+from services.costs import queries
 from services.errors import DomainError
-from services.permissions import Actor
+from services.identity.permissions import Actor
+from services.jobs import lifecycle as job_service
+from services.jobs import schedules
 
 JOB_PATH = re.compile(r"^/jobs/(\d{1,12})$")
 
@@ -34,7 +37,7 @@ def _linked_range(query: dict[str, list[str]], today: dt.date) -> tuple[dt.date,
     """A date range from a link (?start=YYYY-MM-DD&end=YYYY-MM-DD, e.g. a portal's embed), or
     None for the default when it is missing or not a valid range."""
     try:
-        cost_filter = costs.parse_filter(start=query.get("start", [""])[0], end=query.get("end", [""])[0])
+        cost_filter = queries.parse_filter(start=query.get("start", [""])[0], end=query.get("end", [""])[0])
     except DomainError:
         return None
     return (cost_filter.start, cost_filter.end) if cost_filter.end <= today else None
@@ -49,7 +52,7 @@ def render_page(pathname: str | None, search: str | None) -> object:
     with database.session_scope() as session:
         if path == "/":
             today = dt.datetime.now(dt.UTC).date()
-            content = overview.page(today=today, accounts=costs.list_accounts(session, actor=actor),
+            content = overview.page(today=today, accounts=queries.list_accounts(session, actor=actor),
                                     date_range=_linked_range(query, today))
         elif path == "/jobs":
             kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]

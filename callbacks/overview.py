@@ -9,8 +9,10 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from callbacks.context import actor_from_payload, current_actor
 from layouts import ids, overview
-from services import costs, database, jobs
+from services import database
+from services.costs import queries
 from services.errors import DomainError
+from services.jobs import lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +23,10 @@ def update_overview(start: str | None, end: str | None, accounts: list[str] | No
     actor = current_actor()
     today = dt.datetime.now(dt.UTC).date()
     try:
-        cost_filter = costs.parse_filter(start=start, end=end, account_ids=tuple(accounts or ()),
+        cost_filter = queries.parse_filter(start=start, end=end, account_ids=tuple(accounts or ()),
                                          metric=metric or "unblended_cost")
         with database.session_scope() as session:
-            data = costs.get_overview(session, actor=actor, cost_filter=cost_filter, today=today)
+            data = queries.get_overview(session, actor=actor, cost_filter=cost_filter, today=today)
     except DomainError as exc:
         empty = overview.empty_figure(exc.message)
         return overview.message(exc.message), no_update, "", empty, empty, empty
@@ -50,7 +52,7 @@ def rebuild_rollups(set_progress: object, n_clicks: int | None, page_id: str) ->
         set_progress((pct, f"{pct}%", step))  # type: ignore[operator]  # Dash passes a callable
 
     try:
-        task = jobs.run_here(actor=actor, kind="rollups.rebuild", parameters={"page_id": page_id}, report=report)
+        task = lifecycle.run_here(actor=actor, kind="rollups.rebuild", parameters={"page_id": page_id}, report=report)
     except DomainError as exc:
         return exc.message
     return overview.job_status(task)
@@ -61,7 +63,7 @@ def cancel_rebuild(n_clicks: int | None, page_id: str) -> str:
     if not n_clicks:
         return no_update  # type: ignore[return-value]  # Dash sentinel
     with database.session_scope() as session:
-        count = jobs.cancel_tasks_of_page(session, actor=current_actor(), kind="rollups.rebuild",
+        count = lifecycle.cancel_tasks_of_page(session, actor=current_actor(), kind="rollups.rebuild",
                                           page_id=page_id)
     return "Job cancelled." if count else "Nothing to cancel."
 

@@ -14,8 +14,8 @@ from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
 from dashapp.settings import Settings
 from dashapp.wiring import configure_services
-from services import jobs
 from services.errors import DomainError
+from services.jobs import lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS)
         celery_app = app.extensions["celery"]
-        jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=jobs.current_policy(),
+        lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=lifecycle.current_policy(),
                        publisher=lambda task_ids: publish_with(celery_app, task_ids).published)
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
     csrf.init_app(app)

@@ -12,8 +12,11 @@ from pydantic import BaseModel
 
 from callbacks.context import current_actor
 from dashapp.extensions import limiter
-from services import costs, data_jobs, database, jobs, profiles, schedules, validation
+from services import database, validation
+from services.aws import profiles
+from services.costs import queries
 from services.errors import InvalidInput
+from services.jobs import data_kinds, lifecycle, schedules
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -57,14 +60,14 @@ class OverviewOut(BaseModel):
 def get_overview() -> Response:
     """Cost overview for a date range (default: the last 90 days), accounts and metric."""
     today = dt.datetime.now(dt.UTC).date()
-    cost_filter = costs.parse_filter(
+    cost_filter = queries.parse_filter(
         start=request.args.get("start") or today - dt.timedelta(days=89),
         end=request.args.get("end") or today,
         account_ids=tuple(request.args.getlist("account")),
         metric=request.args.get("metric", "unblended_cost"),
     )
     with database.session_scope() as session:
-        data = costs.get_overview(session, actor=current_actor(), cost_filter=cost_filter, today=today)
+        data = queries.get_overview(session, actor=current_actor(), cost_filter=cost_filter, today=today)
     k = data.kpis
     out = OverviewOut(
         start=cost_filter.start, end=cost_filter.end, metric=cost_filter.metric, currency=data.currency,
@@ -157,7 +160,7 @@ class TaskOut(BaseModel):
     finished_at: dt.datetime | None
 
 
-def _task_out(view: jobs.TaskView) -> TaskOut:
+def _task_out(view: lifecycle.TaskView) -> TaskOut:
     return TaskOut(id=view.id, kind=view.kind, status=view.status, progress=view.progress, step=view.step,
                    error=view.error, attempts=view.attempts, parameters=view.parameters,
                    approval_comment=view.approval_comment, result_summary=view.result_summary,
@@ -177,7 +180,7 @@ def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
 def list_tasks() -> Response:
     """Recent jobs, newest first; filters: status, kind; paging: limit (1-200), offset."""
     with database.session_scope() as session:
-        views = jobs.list_tasks(session, actor=current_actor(), limit=_int_arg("limit", 50, low=1, high=200),
+        views = lifecycle.list_tasks(session, actor=current_actor(), limit=_int_arg("limit", 50, low=1, high=200),
                                 offset=_int_arg("offset", 0, low=0, high=10**9),
                                 status=request.args.get("status"), kind=request.args.get("kind"))
     return _json([_task_out(v) for v in views])
@@ -191,11 +194,11 @@ def submit_task() -> Response:
     if not isinstance(kind, str) or not isinstance(parameters, dict):
         raise InvalidInput("The body must be {\"kind\": \"...\", \"parameters\": {...}}.")
     with database.session_scope() as session:
-        view = jobs.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
-                               policy=jobs.current_policy())
+        view = lifecycle.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
+                               policy=lifecycle.current_policy())
     response = _task_out(view).model_dump(mode="json")
-    if view.status == "queued" and jobs.publish([view.id]):
-        response["notice"] = jobs.QUEUE_DOWN_NOTICE
+    if view.status == "queued" and lifecycle.publish([view.id]):
+        response["notice"] = lifecycle.QUEUE_DOWN_NOTICE
     return Response(json.dumps(response), status=201, mimetype="application/json")
 
 
@@ -203,14 +206,14 @@ def submit_task() -> Response:
 def get_task(task_id: int) -> Response:
     """One job."""
     with database.session_scope() as session:
-        return _json(_task_out(jobs.get_task(session, actor=current_actor(), task_id=task_id)))
+        return _json(_task_out(lifecycle.get_task(session, actor=current_actor(), task_id=task_id)))
 
 
 @bp.get("/tasks/<int:task_id>/logs/")
 def get_task_logs(task_id: int) -> Response:
     """A job's log so far, as plain text."""
     with database.session_scope() as session:
-        text = jobs.get_log(session, actor=current_actor(), task_id=task_id)
+        text = lifecycle.get_log(session, actor=current_actor(), task_id=task_id)
     return Response(text, mimetype="text/plain")
 
 
@@ -218,7 +221,7 @@ def get_task_logs(task_id: int) -> Response:
 def cancel_task(task_id: int) -> Response:
     """Cancel a job: at once when it has not started, else its worker stops it."""
     with database.session_scope() as session:
-        return _json(_task_out(jobs.request_cancel(session, actor=current_actor(), task_id=task_id)))
+        return _json(_task_out(lifecycle.request_cancel(session, actor=current_actor(), task_id=task_id)))
 
 
 def _decide(task_id: int, approve: bool) -> Response:
@@ -226,10 +229,10 @@ def _decide(task_id: int, approve: bool) -> Response:
     if not isinstance(comment, str):
         raise InvalidInput("comment: text")
     with database.session_scope() as session:
-        view = jobs.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
+        view = lifecycle.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
                                     comment=comment)
     if approve:
-        jobs.publish([view.id])
+        lifecycle.publish([view.id])
     return _json(_task_out(view))
 
 
@@ -268,15 +271,15 @@ def upload_import() -> Response:
     if upload is None or not upload.filename:
         raise InvalidInput("file: attach a cost export as the multipart field 'file'")
     actor = current_actor()
-    jobs.check_may_submit(actor, "import.file")  # before anything is written to disk
-    upload_id = data_jobs.save_upload(upload.stream, file_name=upload.filename)
+    lifecycle.check_may_submit(actor, "import.file")  # before anything is written to disk
+    upload_id = data_kinds.save_upload(upload.stream, file_name=upload.filename)
     with database.session_scope() as session:
-        view = jobs.submit_job(session, actor=actor, kind="import.file",
+        view = lifecycle.submit_job(session, actor=actor, kind="import.file",
                                parameters={"upload_id": upload_id, "file_name": upload.filename[:255]},
-                               policy=jobs.current_policy())
+                               policy=lifecycle.current_policy())
     response = _task_out(view).model_dump(mode="json")
-    if view.status == "queued" and jobs.publish([view.id]):
-        response["notice"] = jobs.QUEUE_DOWN_NOTICE
+    if view.status == "queued" and lifecycle.publish([view.id]):
+        response["notice"] = lifecycle.QUEUE_DOWN_NOTICE
     return Response(json.dumps(response), status=201, mimetype="application/json")
 
 
@@ -322,14 +325,14 @@ def query_costs() -> Response:
     filter.<dimension> (repeatable), metric, top_n (the n largest at every level of group_by, the
     rest of each level as one "Other" row)."""
     args = request.args
-    query = costs.parse_query({
+    query = queries.parse_query({
         "start": args.get("start"), "end": args.get("end"), "granularity": args.get("granularity", "month"),
         "group_by": args.getlist("group_by"), "metric": args.get("metric", "unblended_cost"),
         "top_n": args.get("top_n") or None,
         "filters": {k.removeprefix("filter."): args.getlist(k) for k in args if k.startswith("filter.")},
     })
     with database.session_scope() as session:
-        result = costs.query_costs(session, actor=current_actor(), query=query)
+        result = queries.query_costs(session, actor=current_actor(), query=query)
     return _json(CostResultOut(table=result.table, total=result.total, rows=[
         CostRowOut(period=r.period, keys=list(r.keys), amount=r.amount) for r in result.rows]))
 

@@ -16,8 +16,9 @@ from wtforms.validators import DataRequired, Length
 from callbacks.context import current_actor
 from dashapp.extensions import limiter
 from dashapp.security import SessionUser
-from services import auth, database
+from services import database
 from services.errors import AuthenticationFailed, DomainError
+from services.identity import auth
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")

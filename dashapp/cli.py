@@ -42,11 +42,12 @@ def migrate(database_url: str, revision: str = "head") -> None:
 
 
 def _seed_demo(echo: bool = True) -> None:
-    from services import database, demo
+    from services import database
+    from services.demo import generator
 
     today = dt.datetime.now(dt.UTC).date()
     with database.session_scope() as session:
-        if demo.is_demo_loaded(session):
+        if generator.is_demo_loaded(session):
             if echo:
                 click.echo("Demo data is already loaded.")
             return
@@ -57,7 +58,7 @@ def _seed_demo(echo: bool = True) -> None:
             if echo:
                 click.echo(f"  month {done} of {total}")
 
-        summary = demo.load_demo(session, today=today, on_progress=progress)
+        summary = generator.load_demo(session, today=today, on_progress=progress)
     if echo:
         click.echo(f"Loaded {summary.fact_rows:,} cost lines for {summary.accounts} accounts, "
                    f"{summary.services} services, {summary.regions} regions, "
@@ -65,8 +66,9 @@ def _seed_demo(echo: bool = True) -> None:
 
 
 def _create_admin(username: str, email: str | None) -> str:
-    from services import auth, database
-    from services.permissions import Actor
+    from services import database
+    from services.identity import auth
+    from services.identity.permissions import Actor
 
     password = auth.generate_password()
     data = auth.parse_new_user(username=username, password=password, email=email, roles=["admin"])
@@ -150,7 +152,8 @@ def demo(host: str, port: int, instance_dir: Path) -> None:
     click.echo(f"Instance folder: {settings.INSTANCE_DIR}")
     migrate(settings.DATABASE_URL)
     _seed_demo()
-    from services import auth, database
+    from services import database
+    from services.identity import auth
 
     with database.session_scope() as session:
         has_users = auth.count_users(session) > 0
@@ -309,7 +312,8 @@ def keys_group() -> None:
 @keys_group.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under the newest key of ENCRYPTION_KEYS (the first one)."""
-    from services import database, profiles
+    from services import database
+    from services.aws import profiles
 
     _configure_services(_settings_or_exit())
     with database.session_scope() as session:

@@ -8,8 +8,9 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, send_file
 
 from callbacks.context import current_actor
-from services import database, jobs
+from services import database
 from services.errors import NotFound
+from services.jobs import lifecycle
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 
@@ -18,7 +19,7 @@ bp = Blueprint("exports", __name__, url_prefix="/exports")
 def task_result(task_id: int, result_id: int) -> Response:
     """Download one result of a job the caller may see."""
     with database.session_scope() as session:
-        result = jobs.get_result(session, actor=current_actor(), task_id=task_id, result_id=result_id)
+        result = lifecycle.get_result(session, actor=current_actor(), task_id=task_id, result_id=result_id)
     if result.path is None:
         body = json.dumps(result.data or {}, indent=2, default=str)
         return Response(body, mimetype="application/json",

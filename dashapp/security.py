@@ -11,7 +11,8 @@ from flask_login import UserMixin, current_user
 from flask_wtf.csrf import generate_csrf
 
 from dashapp.extensions import login_manager
-from services import auth, database
+from services import database
+from services.identity import auth
 
 logger = logging.getLogger(__name__)
 

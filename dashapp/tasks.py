@@ -1,4 +1,4 @@
-"""Celery task adapters over services.jobs, publishing after commit, and the embedded job worker."""
+"""Celery task adapters over services.jobs.lifecycle, publishing after commit, and the embedded job worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 from celery import Celery
 
-from services import database, jobs, schedules
+from services import database
+from services.jobs import lifecycle, schedules
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECON
     @celery.task(name="jobs.run_task", bind=True, acks_late=True, reject_on_worker_lost=True,
                  max_retries=None, ignore_result=True)
     def run_task(self: Any, task_id: int) -> None:
-        outcome = jobs.execute_task(int(task_id))
+        outcome = lifecycle.execute_task(int(task_id))
         if outcome.retry_in is not None:
             # Another worker holds a live lease (a redelivered message): look again when it ends.
             raise self.retry(countdown=outcome.retry_in)
@@ -33,7 +34,7 @@ def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECON
     @celery.task(name="jobs.publish_pending", ignore_result=True)
     def publish_pending() -> int:
         with database.session_scope() as session:
-            task_ids = jobs.stale_task_ids(session)
+            task_ids = lifecycle.stale_task_ids(session)
         return publish_with(celery, task_ids).published
 
     @celery.task(name="schedules.run_due", ignore_result=True)
@@ -69,7 +70,7 @@ def publish_with(celery: Celery, task_ids: list[int]) -> PublishResult:
             continue
         sent.append(task_id)
     with database.session_scope() as session:
-        jobs.mark_published(session, task_ids=sent)
+        lifecycle.mark_published(session, task_ids=sent)
     return PublishResult(published=len(sent), failed=len(task_ids) - len(sent))
 
 
@@ -78,7 +79,7 @@ def run_embedded_worker(poll_seconds: float = 1.0, stop: threading.Event | None 
     database.after_fork()
     stop = stop or threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    owner = jobs.worker_id()
+    owner = lifecycle.worker_id()
     logger.info("embedded job worker %s started", owner)
     next_schedule_check = 0.0
     while not stop.is_set():
@@ -87,7 +88,7 @@ def run_embedded_worker(poll_seconds: float = 1.0, stop: threading.Event | None 
                 with database.session_scope() as session:
                     schedules.run_due(session)  # the table is the queue: nothing to publish
                 next_schedule_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
-            task_id = jobs.run_next(owner=owner)
+            task_id = lifecycle.run_next(owner=owner)
         except Exception:  # noqa: BLE001 - a locked or restarting database: try again shortly
             logger.exception("embedded job worker could not poll")
             task_id = None

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashapp.settings import Settings, load_job_plugins
-from services import audit, cache, cli_jobs, crypto, data_jobs, database, jobs, profiles
-from services.cli_runner import RunnerConfig
+from services import audit, crypto, database
+from services.aws import profiles
+from services.costs import cache
+from services.jobs import cli_kinds, data_kinds, lifecycle
+from services.runner.cli_runner import RunnerConfig
 
 
 def configure_services(settings: Settings) -> None:
@@ -15,16 +18,16 @@ def configure_services(settings: Settings) -> None:
     database.configure(settings.DATABASE_URL)
     crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
     audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
-    jobs.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
-                   policy=jobs.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
+    lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
+                   policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
                                               max_profiles=settings.JOB_APPROVAL_MAX_PROFILES))
     instance = Path(settings.INSTANCE_DIR).resolve()
-    cli_jobs.configure(
+    cli_kinds.configure(
         RunnerConfig(endpoint_url=settings.AWS_ENDPOINT_URL, timeout_seconds=settings.RUNNER_TIMEOUT_SECONDS,
                      output_cap_bytes=settings.RUNNER_OUTPUT_CAP_BYTES, output_root=_private(instance / "runs"),
                      scratch_root=_private(instance / "scratch")),
         results_root=_private(instance / "results"))
-    data_jobs.configure(uploads_root=_private(instance / "uploads"))
+    data_kinds.configure(uploads_root=_private(instance / "uploads"))
     profiles.configure(endpoint_url=settings.AWS_ENDPOINT_URL)
     cache.configure(settings.REDIS_URL, enabled=settings.QUERY_CACHE)
     load_job_plugins(settings)

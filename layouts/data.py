@@ -11,7 +11,7 @@ from dash import dcc, html
 from layouts import ids
 
 if TYPE_CHECKING:
-    from services.profiles import ProfileRead
+    from services.aws.profiles import ProfileRead
 
 MAX_UPLOAD_MB = 50
 

@@ -11,8 +11,8 @@ from dash import dcc, html
 from layouts import ids
 
 if TYPE_CHECKING:
-    from services.jobs import TaskView
-    from services.schedules import ScheduleView
+    from services.jobs.lifecycle import TaskView
+    from services.jobs.schedules import ScheduleView
 
 STATUS_COLORS = {"succeeded": "success", "failed": "danger", "cancelled": "secondary", "running": "primary",
                  "queued": "info", "pending": "light", "awaiting_approval": "warning"}

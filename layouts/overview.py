@@ -13,8 +13,8 @@ from layouts import ids
 from layouts.formatting import money, percent
 
 if TYPE_CHECKING:
-    from services.costs import Kpis, Overview
-    from services.jobs import TaskView
+    from services.costs.queries import Kpis, Overview
+    from services.jobs.lifecycle import TaskView
 
 METRIC_OPTIONS = [
     {"label": "Unblended", "value": "unblended_cost"},

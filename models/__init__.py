@@ -10,13 +10,11 @@ from models.cost import (
     CostAnomaly,
     CostDailyRollup,
     CostFact,
-    CostFactKey,
     CostMonthlyRollup,
     CostSummaryRollup,
     CostTeamDailyRollup,
     DataVersion,
     ImportBatch,
-    cost_fact_lines,
 )
 from models.report import DashboardConfig, SavedReport
 from models.resource import Resource, ResourceUtilisation
@@ -50,7 +48,6 @@ __all__ = [
     "CostAnomaly",
     "CostDailyRollup",
     "CostFact",
-    "CostFactKey",
     "CostMonthlyRollup",
     "CostSummaryRollup",
     "CostTeamDailyRollup",
@@ -72,5 +69,4 @@ __all__ = [
     "User",
     "UserRole",
     "UserSession",
-    "cost_fact_lines",
 ]

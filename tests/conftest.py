@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 
 from dashapp.cli import migrate
 from dashapp.settings import Settings
-from services import audit, cache, crypto, database
+from services import audit, crypto, database
+from services.costs import cache
 from services.crypto import Keyring
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -31,7 +32,7 @@ def _cheap_password_hashing() -> Iterator[None]:
     """Argon2id with minimal cost inside the test process (the real processes keep the real cost)."""
     from argon2 import PasswordHasher
 
-    from services import auth
+    from services.identity import auth
 
     real = auth._hasher
     auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

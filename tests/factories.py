@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from models import User
 from models.base import utcnow
-from services import auth, crypto
-from services.ingest import FactRow
-from services.permissions import Actor
+from services import crypto
+from services.costs.ingest import FactRow
+from services.identity import auth
+from services.identity.permissions import Actor
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)

@@ -17,7 +17,9 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: st
     """gunicorn (2 workers) + a Celery worker process on PostgreSQL and Redis."""
     name = f"finops_it_{os.getpid()}"
     url = _create_pg_database(name)
-    stack = start_production(tmp_path_factory.mktemp("production"), url, redis_db=11, aws_endpoint=moto_endpoint)
+    # TEST_REDIS_DB: the first of two Redis databases (broker, cache), so that two runs can share a server
+    redis_db = int(os.environ.get("TEST_REDIS_DB", "11"))
+    stack = start_production(tmp_path_factory.mktemp("production"), url, redis_db=redis_db, aws_endpoint=moto_endpoint)
     yield stack
     stack.close()
     from services import database

@@ -7,7 +7,7 @@ takes a bulk load about twice as fast (11 columns where there were 24), and the 
 primary key and no B-tree index to write: a BRIN index over (billing period, day) finds a
 month. ``models.CostFact`` reads the two joined, as the old table read.
 
-A key's id is a hash of its values, computed here exactly as ``services.ingest.key_id`` does.
+A key's id is a hash of its values, computed here exactly as ``services.costs.ingest.key_id`` does.
 
 Revision ID: 0009
 Revises: 0008
@@ -28,7 +28,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-#: The key columns in the order their values are hashed (as ``services.ingest.KEY_COLUMNS``).
+#: The key columns in the order their values are hashed (as ``services.costs.ingest.KEY_COLUMNS``).
 KEY_COLUMNS = ('provider', 'payer_account_id', 'usage_account_id', 'service', 'service_category', 'region',
                'usage_type', 'charge_category', 'currency', 'usage_unit', 'tags', 'team', 'cost_center',
                'environment')
@@ -38,7 +38,7 @@ LINE_COLUMNS = ('id', 'usage_date', 'billing_period', 'resource_id', 'unblended_
 
 
 def _key_id(values: tuple[str | None, ...]) -> int:
-    # A frozen copy of services.ingest.key_id as of this revision: the values, then which are missing.
+    # A frozen copy of services.costs.ingest.key_id as of this revision: the values, then which are missing.
     text = '\x1f'.join([*('' if v is None else v for v in values), ''.join('n' if v is None else 'v' for v in values)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big', signed=True)
 

@@ -14,12 +14,12 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
-from services import collectors
+from services.aws import collectors
 from tests.e2e.test_browser import sign_in
 from tests.integration.test_aws_finops import BASE_KEY, BASE_SECRET
 from tests.stacks import http_session
-from tests.unit.test_collectors import _seed_months, _seeded_sums
-from tests.unit.test_importers import SAMPLE
+from tests.unit.aws.test_collectors import _seed_months, _seeded_sums
+from tests.unit.imports.test_importers import SAMPLE
 
 pytestmark = pytest.mark.e2e
 

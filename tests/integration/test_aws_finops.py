@@ -18,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from services.cli_runner import (
+from services.runner.cli_runner import (
     AwsBudgetsDescribeBudgets,
     AwsCeGetCostAndUsage,
     AwsEc2DescribeInstances,

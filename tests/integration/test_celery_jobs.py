@@ -109,7 +109,8 @@ def test_job_submitted_while_the_broker_is_down_runs_when_it_is_back(db_url, tmp
         pytest.skip("the production broker path runs on PostgreSQL")
     from dashapp import create_app
     from dashapp.tasks import publish_with
-    from services import database, jobs
+    from services import database
+    from services.jobs import lifecycle
     from tests.factories import make_user
     from tests.web import dash_headers, sign_in_and_enrol
 
@@ -143,7 +144,7 @@ def test_job_submitted_while_the_broker_is_down_runs_when_it_is_back(db_url, tmp
             except redis.ConnectionError:
                 time.sleep(0.1)
         with database.session_scope() as s:
-            stale = jobs.stale_task_ids(s, unpublished_after=0)
+            stale = lifecycle.stale_task_ids(s, unpublished_after=0)
         assert publish_with(app.extensions["celery"], stale).published == 1  # what beat does every 30 s
         engine = database.get_engine()
         assert _wait_all_finished(engine, [task_id], timeout=60) == {task_id: "succeeded"}, \

@@ -15,11 +15,13 @@ from sqlalchemy import func, select
 
 from models import CostFact, ImportBatch, Resource, Task
 from models.types import money_sum
-from services import data_jobs, database, jobs, profiles, validation
+from services import database, validation
+from services.aws import profiles
 from services.errors import InvalidInput
-from services.permissions import Actor
+from services.identity.permissions import Actor
+from services.jobs import data_kinds, lifecycle
 from tests.factories import make_user
-from tests.unit.test_importers import SAMPLE
+from tests.unit.imports.test_importers import SAMPLE
 from tests.web import dash_headers, sign_in_and_enrol
 
 pytestmark = pytest.mark.integration
@@ -44,7 +46,7 @@ def test_uploaded_focus_file_is_imported_by_a_job(client, session, tmp_path):
                                data={"file": (fh, "focus-1.0-sample.csv")}, content_type="multipart/form-data")
     assert response.status_code == 201, response.get_data(as_text=True)
     task_id = response.json["id"]
-    jobs.execute_task(task_id, owner="test")
+    lifecycle.execute_task(task_id, owner="test")
     with database.session_scope() as s:
         task = s.get(Task, task_id)
         total = sum(s.scalars(select(CostFact.unblended_cost)), Decimal(0))
@@ -55,19 +57,20 @@ def test_uploaded_focus_file_is_imported_by_a_job(client, session, tmp_path):
 
 
 def test_an_import_job_shows_its_progress_as_rows_land_where_the_database_allows(client, session, monkeypatch):
-    from services import importers, ingest
+    from services.costs import ingest
+    from services.imports import pipeline
 
-    monkeypatch.setattr(importers, "LOAD_BLOCK_BYTES", 16_384)
+    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 16_384)
     monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 100)
     monkeypatch.setattr(ingest, "CHUNK_SIZE", 100)
     shown = []
-    progress = jobs.JobContext.progress
+    progress = lifecycle.JobContext.progress
 
     def recording(self, pct, step):
         shown.append((pct, step))
         progress(self, pct, step)
 
-    monkeypatch.setattr(jobs.JobContext, "progress", recording)
+    monkeypatch.setattr(lifecycle.JobContext, "progress", recording)
     headers = _signed_in(client, session)
     with SAMPLE.open(newline="", encoding="utf-8") as fh:
         header, *records = list(csv.reader(fh))
@@ -82,7 +85,7 @@ def test_an_import_job_shows_its_progress_as_rows_land_where_the_database_allows
         shown.clear()
         response = client.post("/api/v1/imports/", headers=headers, content_type="multipart/form-data",
                                data={"file": (io.BytesIO(content), name)})
-        jobs.execute_task(response.json["id"], owner="test")
+        lifecycle.execute_task(response.json["id"], owner="test")
         during = [(pct, step) for pct, step in shown if step.startswith("Imported ") and pct < 100]
         if database.get_engine().dialect.name == "sqlite":
             assert during == []  # the import holds SQLite's write lock: stored only at the end
@@ -101,7 +104,7 @@ def test_malformed_upload_fails_its_job_with_row_and_column_and_changes_nothing(
     response = client.post("/api/v1/imports/", headers=headers, content_type="multipart/form-data",
                            data={"file": (io.BytesIO("\n".join(broken).encode()), "bad.csv")})
     task_id = response.json["id"]
-    jobs.execute_task(task_id, owner="test")
+    lifecycle.execute_task(task_id, owner="test")
     with database.session_scope() as s:
         task = s.get(Task, task_id)
     assert task.status == "failed" and "row" in task.error and "column" in task.error
@@ -139,9 +142,9 @@ def test_collect_job_brings_the_inventory_of_a_profile(db_url, moto, tmp_path):
         profile = profiles.create_profile(s, actor=admin, data=validation.parse(profiles.ProfileCreate, {
             "name": "main", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "x" * 40,
             "default_regions": ["eu-west-1"]}))
-        view = jobs.submit_job(s, actor=owner, kind="collect.profile",
+        view = lifecycle.submit_job(s, actor=owner, kind="collect.profile",
                                parameters={"profile_id": profile.id, "kinds": ["inventory"]})
-    jobs.execute_task(view.id, owner="test")
+    lifecycle.execute_task(view.id, owner="test")
     with database.session_scope() as s:
         task = s.get(Task, view.id)
         kinds = sorted(s.scalars(select(Resource.resource_type)))
@@ -182,16 +185,16 @@ def s3_export(db_url, moto, tmp_path):
         profile = profiles.create_profile(s, actor=owner, data=validation.parse(profiles.ProfileCreate, {
             "name": "billing", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "x" * 40,
             "default_regions": ["us-east-1"]}))
-    data_jobs.configure(uploads_root=tmp_path)
+    data_kinds.configure(uploads_root=tmp_path)
     yield {"owner": owner, "profile_id": profile.id, "manifest": manifest, "s3": s3, "uploads": tmp_path}
     profiles.configure(endpoint_url=None)
 
 
 def _run_s3_import(export, **location):
     with database.session_scope() as s:
-        view = jobs.submit_job(s, actor=export["owner"], kind="import.s3",
+        view = lifecycle.submit_job(s, actor=export["owner"], kind="import.s3",
                                parameters={"profile_id": export["profile_id"], "bucket": BUCKET, **location})
-    jobs.execute_task(view.id, owner="test")
+    lifecycle.execute_task(view.id, owner="test")
     with database.session_scope() as s:
         return s.get(Task, view.id)
 
@@ -256,5 +259,5 @@ def test_one_malformed_part_in_s3_refuses_the_whole_export(s3_export):
                                       {"prefix": "a/", "bucket": "Upper_Case"}])
 def test_an_s3_location_must_be_one_prefix_or_one_manifest(s3_export, location):
     with database.session_scope() as s, pytest.raises(InvalidInput):
-        jobs.submit_job(s, actor=s3_export["owner"], kind="import.s3",
+        lifecycle.submit_job(s, actor=s3_export["owner"], kind="import.s3",
                         parameters={"profile_id": s3_export["profile_id"], "bucket": BUCKET, **location})

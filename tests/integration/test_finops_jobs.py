@@ -11,9 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditLog, CostFact, Task, TaskMetrics, TaskResult
-from services import cli_jobs, costs, database, jobs, profiles, validation
-from services.cli_runner import RunnerConfig
-from services.permissions import Actor
+from services import database, validation
+from services.aws import profiles
+from services.costs import queries
+from services.identity.permissions import Actor
+from services.jobs import cli_kinds, lifecycle
+from services.runner.cli_runner import RunnerConfig
 from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
 
 pytestmark = pytest.mark.integration
@@ -22,7 +25,7 @@ ADMIN = Actor(user_id=None, username="ops", roles=frozenset({"admin"}))
 
 @pytest.fixture()
 def finops_profiles(db_url, moto, tmp_path):
-    cli_jobs.configure(RunnerConfig(endpoint_url=moto, timeout_seconds=120, output_root=tmp_path / "runs",
+    cli_kinds.configure(RunnerConfig(endpoint_url=moto, timeout_seconds=120, output_root=tmp_path / "runs",
                                     scratch_root=tmp_path, extra_env=OFFLINE), results_root=tmp_path / "results")
     (tmp_path / "runs").mkdir()
     ids = {}
@@ -41,16 +44,16 @@ def finops_profiles(db_url, moto, tmp_path):
             ids[account.profile] = profiles.create_profile(
                 session, actor=ADMIN, data=validation.parse(profiles.ProfileCreate, values)).id
     yield ids
-    cli_jobs.configure(RunnerConfig(), results_root=tmp_path / "results")
+    cli_kinds.configure(RunnerConfig(), results_root=tmp_path / "results")
 
 
 def test_cost_job_runs_each_profile_and_keeps_parsed_results_and_files(finops_profiles, tmp_path):
     with database.session_scope() as session:
-        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+        view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
             "profile_ids": list(finops_profiles.values()), "regions": REGIONS, "time_range_days": 30,
             "report_types": ["csv", "json"]})
     assert view.status == "queued"
-    jobs.execute_task(view.id, owner="test-worker")
+    lifecycle.execute_task(view.id, owner="test-worker")
     with database.session_scope() as session:
         task = session.get(Task, view.id)
         results = {r.name: r for r in session.scalars(select(TaskResult).where(TaskResult.task_id == view.id))}
@@ -92,9 +95,9 @@ def test_a_cost_run_of_whole_months_becomes_the_aws_finops_snapshot_of_each_acco
 
     for _run in (1, 2):  # a second run replaces the first one's snapshot (moto answers it the same)
         with database.session_scope() as session:
-            view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+            view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
                 "profile_ids": list(finops_profiles.values()), "regions": REGIONS})
-        jobs.execute_task(view.id, owner="test-worker")
+        lifecycle.execute_task(view.id, owner="test-worker")
         with database.session_scope() as session:
             task = session.get(Task, view.id)
         assert task.status == "succeeded", (task.error, task.log[-3000:])
@@ -104,7 +107,7 @@ def test_a_cost_run_of_whole_months_becomes_the_aws_finops_snapshot_of_each_acco
 
     # The cost service reads it like any source: this month by account.
     with database.session_scope() as session:
-        shown = costs.query_costs(session, actor=ADMIN, query=costs.parse_query({
+        shown = queries.query_costs(session, actor=ADMIN, query=queries.parse_query({
             "start": this_month.isoformat(), "end": dt.datetime.now(dt.UTC).date().isoformat(),
             "group_by": ["account"], "granularity": "total"}))
     by_account = {row.keys[0]: row.amount.quantize(Decimal("0.01")) for row in shown.rows}
@@ -113,9 +116,9 @@ def test_a_cost_run_of_whole_months_becomes_the_aws_finops_snapshot_of_each_acco
 
 def test_costs_of_a_day_range_or_a_tag_filter_stay_results_only(finops_profiles):
     with database.session_scope() as session:
-        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
+        view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters={
             "profile_ids": [finops_profiles["alpha"]], "regions": REGIONS, "time_range_days": 7})
-    jobs.execute_task(view.id, owner="test-worker")
+    lifecycle.execute_task(view.id, owner="test-worker")
     with database.session_scope() as session:
         task = session.get(Task, view.id)
     assert task.status == "succeeded" and "kept as results only" in task.log
@@ -127,11 +130,11 @@ def test_a_failing_profile_fails_the_job_with_its_reason_and_keeps_the_others(fi
         broken = profiles.create_profile(session, actor=ADMIN, data=validation.parse(profiles.ProfileCreate, {
             "name": "broken", "auth_type": "assume_role", "role_arn": "arn:aws:iam::444444444444:role/none",
             "source_profile_id": finops_profiles["alpha"], "default_regions": ["us-east-1"]}))
-        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.audit", parameters={
+        view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.audit", parameters={
             "profile_ids": [finops_profiles["bravo"], broken.id], "regions": REGIONS})
-    cli_jobs.configure(RunnerConfig(endpoint_url="http://127.0.0.1:9", timeout_seconds=60, extra_env=OFFLINE),
-                       results_root=Path(cli_jobs._results_root))  # noqa: SLF001 - keep the test's folder
-    jobs.execute_task(view.id, owner="test-worker")
+    cli_kinds.configure(RunnerConfig(endpoint_url="http://127.0.0.1:9", timeout_seconds=60, extra_env=OFFLINE),
+                       results_root=Path(cli_kinds._results_root))  # noqa: SLF001 - keep the test's folder
+    lifecycle.execute_task(view.id, owner="test-worker")
     with database.session_scope() as session:
         task = session.get(Task, view.id)
         names = set(session.scalars(select(TaskResult.name).where(TaskResult.task_id == view.id)))
@@ -143,13 +146,13 @@ def test_job_parameters_never_accept_a_name_a_command_or_a_flag(db_url):
     for bad in ({"profile_ids": [1], "profiles": ["alpha"]}, {"profile_ids": [1], "regions": ["us-east-1; id"]},
                 {"profile_ids": ["--endpoint-url"]}, {"profile_ids": [1], "report_name": "../../etc/x"}):
         with database.session_scope() as session, pytest.raises(Exception, match="profile|region|report_name"):
-            jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters=bad)
+            lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost", parameters=bad)
 
 
 def test_cost_jobs_over_many_profiles_wait_for_approval(db_url):
     with database.session_scope() as session:
-        view = jobs.submit_job(session, actor=ADMIN, kind="aws_finops.cost",
+        view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost",
                                parameters={"profile_ids": list(range(1, 16))},
-                               policy=jobs.ApprovalPolicy(max_ce_cost_usd=Decimal("0.50"), max_profiles=50))
+                               policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=Decimal("0.50"), max_profiles=50))
     assert view.status == "awaiting_approval" and "$0.64" in view.step  # 4 + 4 x 15 requests
     assert json.dumps(view.parameters)

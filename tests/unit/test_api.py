@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from openapi_spec_validator import validate
 
-from services import ingest
+from services.costs import ingest
 from tests.factories import fact, make_user
 from tests.web import sign_in_and_enrol
 

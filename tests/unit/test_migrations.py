@@ -35,7 +35,8 @@ def test_the_summary_rollups_are_filled_from_existing_rollups_on_upgrade(tmp_pat
     from sqlalchemy import create_engine, func, select, text
 
     from models import CostSummaryRollup, CostTeamDailyRollup
-    from services import database, ingest, rollups
+    from services import database
+    from services.costs import ingest, rollups
     from tests.factories import fact
 
     url = f"sqlite:///{tmp_path}/backfill.db"
@@ -87,8 +88,10 @@ def test_facts_become_lines_and_keys_on_upgrade_and_read_the_same(unmigrated_url
 
     from sqlalchemy import create_engine, select, text
 
-    from models import CostFact, CostFactKey
-    from services import database, ingest
+    from models import CostFact
+    from models.cost_storage import CostFactKey
+    from services import database
+    from services.costs import ingest
 
     url = unmigrated_url
     config = Config(str(MIGRATIONS_INI))

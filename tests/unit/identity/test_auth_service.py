@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from models import LoginAttempt, MFADevice
+from models.base import utcnow
+from services import database
+from services.errors import AuthenticationFailed, Conflict, InvalidInput
+from services.identity import auth
+from tests.factories import PASSWORD, enrol_totp, make_user
+
+POLICY = auth.LoginPolicy(max_failures=3, window=dt.timedelta(minutes=15))
+
+
+def _login(session, username, password, **kw):
+    return auth.authenticate_password(session, username=username, password=password,
+                                      ip_address="192.0.2.1", user_agent="pytest", policy=POLICY, **kw)
+
+
+def test_correct_password_signs_in_case_insensitively(session):
+    make_user(session, username="Alice")
+    assert _login(session, "alice", PASSWORD).username == "Alice"
+
+
+def test_password_is_stored_only_as_argon2_hash(session):
+    user = make_user(session)
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+
+
+@pytest.mark.parametrize("username, password", [("alice", "wrong password!"), ("nobody", PASSWORD)])
+def test_wrong_user_or_password_gives_the_same_answer(session, username, password):
+    make_user(session, username="alice")
+    with pytest.raises(AuthenticationFailed, match="Invalid username or password"):
+        _login(session, username, password)
+
+
+def test_locked_account_rejects_correct_password(db_url):
+    with database.session_scope() as s:
+        make_user(s, username="bob")
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _login(s, "bob", "wrong password!")
+    with pytest.raises(AuthenticationFailed, match="locked"), database.session_scope() as s:
+        _login(s, "bob", PASSWORD)
+
+
+def test_lock_expires_after_the_window(db_url):
+    with database.session_scope() as s:
+        make_user(s, username="carol")
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _login(s, "carol", "wrong password!")
+    later = utcnow() + dt.timedelta(minutes=16)
+    with database.session_scope() as s:
+        assert _login(s, "carol", PASSWORD, now=later).username == "carol"
+
+
+def test_every_attempt_is_recorded(db_url):
+    with database.session_scope() as s:
+        make_user(s, username="dave")
+        _login(s, "dave", PASSWORD)
+    with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+        _login(s, "dave", "nope nope nope")
+    with database.session_scope() as s:
+        outcomes = [a.succeeded for a in s.scalars(select(LoginAttempt).order_by(LoginAttempt.id))]
+    assert outcomes == [True, False]
+
+
+def test_duplicate_username_is_a_conflict(session):
+    make_user(session, username="erin")
+    with pytest.raises(Conflict):
+        make_user(session, username="ERIN")
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"username": "x", "password": PASSWORD}, "username"),
+    ({"username": "frank", "password": "short"}, "password"),
+    ({"username": "frank", "password": PASSWORD, "roles": ["superuser"]}, "roles"),
+    ({"username": "has space", "password": PASSWORD}, "username"),
+])
+def test_invalid_new_user_is_refused_naming_the_field(values, field):
+    with pytest.raises(InvalidInput, match=f"^{field}"):
+        auth.parse_new_user(**values)
+
+
+def test_totp_secret_has_160_bits_and_is_encrypted_at_rest(session):
+    user = make_user(session)
+    enrolment = auth.begin_enrolment(session, user=user)
+    device = session.scalar(select(MFADevice).where(MFADevice.user_id == user.id))
+    assert len(enrolment.secret) == 32  # base32: 5 bits a character
+    assert enrolment.secret not in device.secret_encrypted
+    assert enrolment.qr_svg_data_uri.startswith("data:image/svg+xml")
+
+
+def test_enrolment_refuses_a_wrong_code(session):
+    user = make_user(session)
+    auth.begin_enrolment(session, user=user)
+    with pytest.raises(AuthenticationFailed, match="not valid"):
+        auth.confirm_enrolment(session, user=user, code="000000", ip_address=None, user_agent=None)
+
+
+def test_enrolment_returns_ten_single_use_recovery_codes(session):
+    user = make_user(session)
+    enrolment = auth.begin_enrolment(session, user=user)
+    codes = auth.confirm_enrolment(session, user=user, code=pyotp.TOTP(enrolment.secret).now(),
+                                   ip_address=None, user_agent=None)
+    assert len(set(codes)) == 10
+    auth.verify_second_factor(session, user=user, code=codes[0], ip_address=None, user_agent=None)
+    with pytest.raises(AuthenticationFailed):
+        auth.verify_second_factor(session, user=user, code=codes[0], ip_address=None, user_agent=None)
+
+
+def test_current_code_is_accepted_once_and_its_replay_refused(session):
+    user = make_user(session)
+    secret = enrol_totp(session, user=user)
+    code = pyotp.TOTP(secret).now()
+    auth.verify_second_factor(session, user=user, code=code, ip_address=None, user_agent=None)
+    with pytest.raises(AuthenticationFailed):
+        auth.verify_second_factor(session, user=user, code=code, ip_address=None, user_agent=None)
+
+
+def test_code_from_two_steps_ago_is_refused(session):
+    user = make_user(session)
+    secret = enrol_totp(session, user=user)
+    old = pyotp.TOTP(secret).at(utcnow() - dt.timedelta(seconds=90))
+    with pytest.raises(AuthenticationFailed):
+        auth.verify_second_factor(session, user=user, code=old, ip_address=None, user_agent=None)
+
+
+def test_logout_ends_the_server_side_session(session):
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    timeout = dt.timedelta(hours=1)
+    assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=timeout) is not None
+    auth.end_session(session, sid=sid, actor=auth.actor_for(user))
+    assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=timeout) is None
+
+
+def test_idle_session_expires_after_the_timeout(session):
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    later = utcnow() + dt.timedelta(hours=2)
+    assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=dt.timedelta(hours=1),
+                                  now=later) is None
+
+
+def test_new_second_factor_ends_other_sessions(session):
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    enrol_totp(session, user=user)
+    assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=dt.timedelta(hours=1)) is None
+
+
+def test_disabled_user_loses_live_session(session):
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    user.is_active = False
+    assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=dt.timedelta(hours=1)) is None
