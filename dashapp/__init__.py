@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import redis.exceptions
+import sqlalchemy.exc
 from flask import Flask, Response, jsonify, render_template_string, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -22,6 +24,10 @@ logger = logging.getLogger(__name__)
 _ERROR_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <link rel="stylesheet" href="/static/css/bootstrap.min.css"></head><body class="container py-5">
 <h1 class="h4">{{ title }}</h1><p>{{ message }}</p><a href="/">Back to the dashboard</a></body></html>"""
+
+
+_UNAVAILABLE_PAGE = (_ERROR_PAGE.replace("{{ title }}", "Temporarily unavailable")
+                     .replace('<a href="/">Back to the dashboard</a>', '<a href="">Try again</a>'))
 
 
 def alembic_head() -> str | None:
@@ -95,6 +101,24 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(429)
     def _too_many(_exc: Exception) -> tuple[Response | str, int]:
         return reply(429, "Too many attempts", "Too many attempts. Wait a minute and try again.")
+
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(sqlalchemy.exc.InterfaceError)
+    @app.errorhandler(sqlalchemy.exc.TimeoutError)
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _unavailable(exc: Exception) -> tuple[Response | str, int]:
+        # A dependency is away (the database stopped, a fail-over, the pool exhausted): say so at once
+        # and when to retry, instead of a 500; the pool's pre-ping reconnects once it is back.
+        logger.warning("dependency unavailable on %s %s: %s", request.method, request.path,
+                       type(exc).__name__)
+        message = "The service is temporarily unavailable. Try again in a few seconds."
+        if wants_json():
+            response = jsonify({"error": message})
+        else:  # no template context: it would load the signed-in user from the database again
+            response = Response(_UNAVAILABLE_PAGE.replace("{{ message }}", message), mimetype="text/html")
+        response.headers["Retry-After"] = "5"
+        return response, 503
 
     @app.errorhandler(500)
     def _server_error(_exc: Exception) -> tuple[Response | str, int]:

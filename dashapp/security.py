@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, Response, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
 from flask_login import UserMixin, current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -113,7 +113,11 @@ def _secure_headers(response: Response) -> Response:
         headers["X-Frame-Options"] = "SAMEORIGIN"
     if current_app.config["SESSION_COOKIE_SECURE"]:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if current_user.is_authenticated or request.path.startswith("/auth/"):
+    # Anything but a public static answer stays out of caches. The signed-in user is read as the
+    # guard loaded it: loading it again here would query a database that may just have failed.
+    user = g.get("_login_user")
+    private = user is None or user.is_authenticated or request.path.startswith("/auth/")
+    if private and not request.path.startswith(("/static/", "/health/")):
         headers["Cache-Control"] = "no-store"
     _set_csrf_cookie(response)
     return response
