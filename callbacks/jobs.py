@@ -51,17 +51,13 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
     actor = current_actor()
     try:
         parameters = _form_parameters(kind, values, field_ids, page_id)
-        with database.session_scope() as session:
-            view = lifecycle.submit_job(session, actor=actor, kind=kind, parameters=parameters,
-                                   policy=lifecycle.current_policy())
+        started = lifecycle.start_job(actor=actor, kind=kind, parameters=parameters)
     except DomainError as exc:
         errors = exc.details.get("errors") if exc.details else None
         return layout.dbc.Alert([exc.message, *([layout.html.Ul([layout.html.Li(e) for e in errors])]
                                                  if isinstance(errors, list) and len(errors) > 1 else [])],
                                 color="danger", className="py-2"), no_update
-    notice = ""
-    if view.status == "queued" and lifecycle.publish([view.id]):
-        notice = " " + lifecycle.QUEUE_DOWN_NOTICE
+    view, notice = started.view, f" {started.notice}" if started.notice else ""
     text = (f"Job #{view.id} is waiting for approval: {view.step}." if view.status == "awaiting_approval"
             else f"Job #{view.id} is queued.{notice}")
     return layout.dbc.Alert([text, " ", layout.dcc.Link("Watch it", href=f"/jobs/{view.id}")],
@@ -185,13 +181,10 @@ def decide(approve_clicks: int | None, reject_clicks: int | None, comment: str |
         return no_update  # type: ignore[return-value]  # Dash sentinel
     approve = ctx.triggered_id == ids.JOB_APPROVE
     try:
-        with database.session_scope() as session:
-            view = lifecycle.decide_approval(session, actor=current_actor(), task_id=task_id, approve=approve,
-                                        comment=comment or "")
+        lifecycle.decide_and_release(actor=current_actor(), task_id=task_id, approve=approve, comment=comment or "")
     except DomainError as exc:
         return exc.message
     if approve:
-        lifecycle.publish([view.id])
         return "Approved: the job is queued. Reload to follow it."
     return "Rejected: the requester sees your comment."
 

@@ -7,11 +7,13 @@ import logging
 
 import redis.exceptions
 import sqlalchemy.exc
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Flask, Response, render_template_string, request
+from flask_openapi3 import Info, OpenAPI
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashapp import api, auth, exports, health, security
+from dashapp import api, auth, exports, health, input_guard, security
+from dashapp.api.problems import SECURITY_SCHEMES, FieldProblem, Problem, fields_of, problem, validation_problem
 from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
 from dashapp.settings import Settings
@@ -77,14 +79,15 @@ def _register_errors(app: Flask) -> None:
     def wants_json() -> bool:
         return request.path.startswith(("/api/", "/_dash")) or request.accept_mimetypes.best == "application/json"
 
-    def reply(status: int, title: str, message: str) -> tuple[Response | str, int]:
+    def reply(status: int, title: str, message: str,
+              fields: list[FieldProblem] | None = None) -> tuple[Response | str, int]:
         if wants_json():
-            return jsonify({"error": message}), status
+            return problem(status, message, fields), status
         return render_template_string(_ERROR_PAGE, title=title, message=message), status
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> tuple[Response | str, int]:
-        return reply(exc.status_code, "Request refused", exc.message)
+        return reply(exc.status_code, "Request refused", exc.message, fields_of(exc))
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> tuple[Response | str, int]:
@@ -114,7 +117,7 @@ def _register_errors(app: Flask) -> None:
                        type(exc).__name__)
         message = "The service is temporarily unavailable. Try again in a few seconds."
         if wants_json():
-            response = jsonify({"error": message})
+            response = problem(503, message)
         else:  # no template context: it would load the signed-in user from the database again
             response = Response(_UNAVAILABLE_PAGE.replace("{{ message }}", message), mimetype="text/html")
         response.headers["Retry-After"] = "5"
@@ -141,7 +144,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - checked above
     configure_services(settings)
 
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app = OpenAPI(__name__, static_folder="static", static_url_path="/static", doc_ui=False,
+                  info=Info(title="FinOps Dashboard API", version="1"), security_schemes=SECURITY_SCHEMES,
+                  validation_error_status=422, validation_error_model=Problem,
+                  validation_error_callback=validation_problem)
     if settings.TRUSTED_PROXIES:
         # Behind nginx or an ingress: take the client address and scheme from their headers,
         # or every user would share one login rate limit.
@@ -160,11 +166,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=lifecycle.current_policy(),
                        publisher=lambda task_ids: publish_with(celery_app, task_ids).published)
     security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
+    input_guard.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     health.init_app(app)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(api.bp)
+    api.init_app(app)
     app.register_blueprint(exports.bp)
     csrf.exempt(health.bp)
     _register_errors(app)

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, g, redirect, request, session, url_for
 from flask_login import UserMixin, current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -67,9 +67,9 @@ def _guard() -> Response | None:
     if path.startswith("/metrics/") and _has_metrics_token():
         return None
     if path.startswith(MACHINE_PREFIXES) or request.method != "GET":
-        response = jsonify({"error": "authentication required"})
-        response.status_code = 401
-        return response
+        from dashapp.api.problems import problem
+
+        return problem(401, "Authentication required: sign in first.")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))  # type: ignore[return-value]  # a redirect is a Response
 
 

@@ -26,9 +26,9 @@ class AwsProfile(TimestampMixin, Base):
     auth_type: Mapped[str] = mapped_column(String(16), default="keys")
     access_key_id_encrypted: Mapped[str | None] = mapped_column(String(512))
     secret_access_key_encrypted: Mapped[str | None] = mapped_column(String(512))
-    session_token_encrypted: Mapped[str | None] = mapped_column(String(4096))
+    session_token_encrypted: Mapped[str | None] = mapped_column(String(8192))
     role_arn: Mapped[str | None] = mapped_column(String(2048))
-    external_id_encrypted: Mapped[str | None] = mapped_column(String(512))
+    external_id_encrypted: Mapped[str | None] = mapped_column(String(2048))
     source_profile_id: Mapped[int | None] = mapped_column(
         ForeignKey("aws_profiles.id", ondelete="SET NULL")
     )

@@ -18,6 +18,12 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class MalformedInput(DomainError):
+    """A request that is not of the shape any operation takes (not a value that fails a rule)."""
+
+    status_code = 400
+
+
 class NotFound(DomainError):
     status_code = 404
 

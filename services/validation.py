@@ -13,12 +13,10 @@ M = TypeVar("M", bound=BaseModel)
 
 def invalid(exc: ValidationError, *, default_field: str = "input") -> InvalidInput:
     """Return an InvalidInput naming the first bad field, with every error in its details."""
-    errors = exc.errors()
-    first = errors[0]
-    where = ".".join(str(p) for p in first["loc"]) or default_field
-    return InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}",
-                        details={"errors": [f"{'.'.join(map(str, e['loc'])) or default_field}: "
-                                            f"{e['msg'].removeprefix('Value error, ')}" for e in errors]})
+    fields = [{"field": ".".join(map(str, e["loc"])) or default_field,
+               "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
+    return InvalidInput(f"{fields[0]['field']}: {fields[0]['message']}",
+                        details={"errors": [f"{f['field']}: {f['message']}" for f in fields], "fields": fields})
 
 
 def parse(model: type[M], values: object, *, default_field: str = "input") -> M:

@@ -122,6 +122,19 @@ class ProfileUpdate(BaseModel):
     _key_shape = field_validator("access_key_id")(ProfileCreate._key_shape.__func__)  # type: ignore[attr-defined]
     _arn_shape = field_validator("role_arn")(ProfileCreate._arn_shape.__func__)  # type: ignore[attr-defined]
 
+    @model_validator(mode="after")
+    def _not_null(self) -> ProfileUpdate:
+        # Leaving a field out keeps it; null would clear it, which only the optional links and
+        # secrets allow (a profile always has a description, regions and its flags, and keys).
+        cleared = sorted(f for f in self.model_fields_set & _KEPT_FIELDS if getattr(self, f) is None)
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} may not be null: leave the field out to keep its value")
+        return self
+
+
+_KEPT_FIELDS = frozenset({"description", "access_key_id", "secret_access_key", "default_regions", "is_payer",
+                          "is_active"})
+
 
 class ProfileRead(BaseModel):
     """What anyone is shown of a profile: never a secret, only a hint of the key id."""
@@ -172,6 +185,10 @@ def _context(column: str, name: str) -> str:
 
 def _seal(profile: AwsProfile, column: str, value: str | None) -> None:
     sealed = None if value is None else crypto.keyring().encrypt(value, context=_context(column, profile.name))
+    room = getattr(AwsProfile.__table__.c[column].type, "length", None)
+    if sealed is not None and room is not None and len(sealed) > room:
+        # Checked here, not left to the database: PostgreSQL would refuse the row with a 500.
+        raise InvalidInput(f"{column.removesuffix('_encrypted')}: too long to store once encrypted")
     setattr(profile, column, sealed)
 
 

@@ -293,16 +293,24 @@ def parse_query(values: object) -> CostQuery:
     return parse(CostQuery, values, default_field="query")
 
 
-def query_costs(session: Session, *, actor: Actor, query: CostQuery) -> CostResult:
-    """Answer a cost question from the smallest tables that hold its dimensions (cached)."""
+def query_costs(session: Session, *, actor: Actor, query: CostQuery, is_view: bool = False) -> CostResult:
+    """Answer a cost question from the smallest tables that hold its dimensions (cached).
+
+    ``is_view``: the answer is shown as it is (the API, an export), so the view is audited; a page
+    that builds a view from several answers audits that view once instead.
+    """
     from services.costs import cache
     from services.costs.ingest import get_data_version
 
     visible = visible_account_ids(session, actor=actor)
     key = cache.key_for("costs", version=get_data_version(session),
                         parts={"q": query.model_dump(mode="json"), "scope": sorted(visible) if visible else None})
-    return cache.get_or_compute(key, lambda: _compute(session, query=query, visible=visible),
-                                dump=_dump, load=lambda data: _load(query, data))
+    result = cache.get_or_compute(key, lambda: _compute(session, query=query, visible=visible),
+                                  dump=_dump, load=lambda data: _load(query, data))
+    if is_view:
+        audit.record(session, actor=actor, action="costs.query", object_type="costs",
+                     details=query.model_dump(mode="json", exclude_defaults=True))
+    return result
 
 
 _Amounts = dict[tuple[dt.date | None, tuple[str, ...]], Decimal]

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -81,9 +81,10 @@ ProgressFn = Callable[[int, str], None]
 
 # --- views -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TaskView:
+class TaskView(BaseModel):
     """A job as a page or the API shows it."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     kind: str
@@ -94,10 +95,10 @@ class TaskView:
     created_at: dt.datetime
     finished_at: dt.datetime | None
     owner_id: int | None
-    parameters: dict[str, object] = field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
     approval_comment: str | None = None
-    result_summary: dict[str, object] | None = None
+    result_summary: dict[str, Any] | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -342,9 +343,36 @@ def get_task(session: Session, *, actor: Actor, task_id: int) -> TaskView:
 
 
 def get_log(session: Session, *, actor: Actor, task_id: int) -> str:
-    """Return a job's log so far."""
+    """Return a job's log so far, and record that it was read."""
     get_task(session, actor=actor, task_id=task_id)
-    return session.scalar(select(Task.log).where(Task.id == task_id)) or ""
+    log = session.scalar(select(Task.log).where(Task.id == task_id)) or ""
+    audit.record(session, actor=actor, action="job.log_view", object_type="task", object_id=task_id)
+    return log
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    """A job just recorded, and what to tell its submitter when the queue could not take it yet."""
+
+    view: TaskView
+    notice: str | None
+
+
+def start_job(*, actor: Actor, kind: str, parameters: dict[str, object]) -> StartedJob:
+    """Record a job in its own transaction, then hand it to the workers once that has committed."""
+    with database.session_scope() as session:
+        view = submit_job(session, actor=actor, kind=kind, parameters=parameters, policy=current_policy())
+    is_unpublished = view.status == "queued" and publish([view.id]) > 0
+    return StartedJob(view=view, notice=QUEUE_DOWN_NOTICE if is_unpublished else None)
+
+
+def decide_and_release(*, actor: Actor, task_id: int, approve: bool, comment: str) -> TaskView:
+    """Approve or reject a gated job in its own transaction; an approved one is then published."""
+    with database.session_scope() as session:
+        view = decide_approval(session, actor=actor, task_id=task_id, approve=approve, comment=comment)
+    if approve:
+        publish([view.id])
+    return view
 
 
 def list_tasks(session: Session, *, actor: Actor, limit: int = 20, offset: int = 0, status: str | None = None,

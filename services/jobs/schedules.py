@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from typing import Any
 
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -51,8 +51,11 @@ class ScheduleCreate(BaseModel):
         return value
 
 
-@dataclass(frozen=True)
-class ScheduleView:
+class ScheduleView(BaseModel):
+    """A saved job with its cron schedule, as a page or the API shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     name: str
     kind: str
@@ -61,7 +64,7 @@ class ScheduleView:
     owner_id: int | None
     last_run_at: dt.datetime | None
     next_run_at: dt.datetime | None
-    parameters: dict[str, object]
+    parameters: dict[str, Any]
 
 
 def _view(s: Schedule) -> ScheduleView:

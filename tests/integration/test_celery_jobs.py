@@ -80,7 +80,7 @@ def test_job_api_refuses_bad_input_and_other_users_jobs(production_stack):
     http = http_session(production_stack)
     base = production_stack.base_url
     bad = http.post(f"{base}/api/v1/tasks/", json={"kind": "test.steps", "parameters": {"steps": "x; rm -rf /"}})
-    assert bad.status_code == 422 and "steps" in bad.json()["error"]
+    assert bad.status_code == 422 and "steps" in bad.json()["detail"]
     assert http.post(f"{base}/api/v1/tasks/", data="not json").status_code == 422
     assert http.get(f"{base}/api/v1/tasks/999999/").status_code == 404
     assert http.get(f"{base}/api/v1/tasks/?limit=0").status_code == 422

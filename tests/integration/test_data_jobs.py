@@ -116,7 +116,7 @@ def test_wrong_uploads_are_refused_before_any_job(client, session, name, message
     headers = _signed_in(client, session)
     response = client.post("/api/v1/imports/", headers=headers, content_type="multipart/form-data",
                            data={"file": (io.BytesIO(b"" if name == "empty.csv" else b"x"), name)})
-    assert response.status_code == 422 and message in response.json["error"]
+    assert response.status_code == 422 and message in response.json["detail"]
     assert _count(Task) == 0
 
 

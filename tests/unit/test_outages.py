@@ -49,4 +49,4 @@ def test_a_request_while_the_database_is_away_answers_503_with_retry_after(
 def test_a_dash_callback_while_the_database_is_away_answers_503(client, signed_in_then_database_gone):
     response = client.post("/_dash-update-component", json=OVERVIEW_CALLBACK, headers=signed_in_then_database_gone)
     assert response.status_code == 503
-    assert "unavailable" in response.get_json()["error"].lower()
+    assert "unavailable" in response.get_json()["detail"].lower()
