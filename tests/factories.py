@@ -28,6 +28,20 @@ def make_user(session: Session, *, username: str | None = None, roles: tuple[str
     return auth.create_user(session, actor=Actor.system("test"), data=data)
 
 
+def make_profiles(session: Session, count: int, *, run_grant_to: int | None = None) -> list[int]:
+    """Create ``count`` key profiles (without keys) and return their ids; optionally grant one user runs."""
+    from models import AwsProfile, ProfileGrant
+
+    made = [AwsProfile(name=f"profile{next(_counter)}", description="", auth_type="keys",
+                       default_regions=["us-east-1"]) for _ in range(count)]
+    session.add_all(made)
+    session.flush()
+    if run_grant_to is not None:
+        session.add_all(ProfileGrant(user_id=run_grant_to, profile_id=p.id, can_run_jobs=True) for p in made)
+        session.flush()
+    return [p.id for p in made]
+
+
 def enrol_totp(session: Session, *, user: User) -> str:
     """Give a user a confirmed TOTP device and return its secret."""
     enrolment = auth.begin_enrolment(session, user=user)

@@ -293,16 +293,26 @@ def delete_profile(session: Session, *, actor: Actor, profile_id: int) -> None:
     session.delete(profile)
 
 
-def get_credentials(session: Session, *, actor: Actor, profile_id: int, purpose: str) -> ProfileCredentials:
-    """Decrypt a profile's credentials for one use, and record that use.
-
-    Admins may use any profile; anyone else only a profile granted to them for running jobs.
-    """
+def _get_runnable(session: Session, *, actor: Actor, profile_id: int) -> AwsProfile:
     profile = _get(session, actor=actor, profile_id=profile_id)
     if not actor.has_role("admin") and actor.user_id is not None and not session.scalar(
             select(ProfileGrant.can_run_jobs).where(ProfileGrant.user_id == actor.user_id,
                                                     ProfileGrant.profile_id == profile_id)):
         raise PermissionDenied(f"You may see profile '{profile.name}' but not run jobs with it.")
+    return profile
+
+
+def check_may_run(session: Session, *, actor: Actor, profile_id: int) -> None:
+    """Raise NotFound or PermissionDenied unless the actor may run jobs with this profile."""
+    _get_runnable(session, actor=actor, profile_id=profile_id)
+
+
+def get_credentials(session: Session, *, actor: Actor, profile_id: int, purpose: str) -> ProfileCredentials:
+    """Decrypt a profile's credentials for one use, and record that use.
+
+    Admins may use any profile; anyone else only a profile granted to them for running jobs.
+    """
+    profile = _get_runnable(session, actor=actor, profile_id=profile_id)
     source = profile
     if profile.auth_type == "assume_role":
         if profile.source_profile_id is None:

@@ -25,12 +25,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
 from models.base import utcnow
 from models.task import FINISHED_STATES
 from services import audit, database
+from services.aws import profiles
 from services.costs import rollups
 from services.costs.ingest import bump_data_version
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -274,6 +276,8 @@ def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[st
     """
     spec = check_may_submit(actor, kind)
     params = validate_parameters(spec, parameters)
+    for profile_id in spec.profile_ids(params):  # refused now, not when a worker runs it
+        profiles.check_may_run(session, actor=actor, profile_id=profile_id)
     reasons = policy.reasons(spec, params)
     status = "awaiting_approval" if reasons else "queued"
     task = Task(kind=kind, owner_id=actor.user_id, parameters=params.model_dump(mode="json"), status=status,
@@ -645,6 +649,9 @@ def _reason(exc: Exception) -> str:
     name = type(exc).__name__
     if name == "SoftTimeLimitExceeded":
         return "stopped at the time limit for jobs"
+    if isinstance(exc, SQLAlchemyError):
+        # Its text holds the statement and parameters: for the worker's log, not for the job's owner.
+        return f"The job stopped on a database error ({name}); the details are in the worker's log."
     return f"{name}: {str(exc)[:400]}"
 
 

@@ -17,6 +17,7 @@ from services.costs import queries
 from services.identity.permissions import Actor
 from services.jobs import cli_kinds, lifecycle
 from services.runner.cli_runner import RunnerConfig
+from tests.factories import make_profiles
 from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
 
 pytestmark = pytest.mark.integration
@@ -152,7 +153,7 @@ def test_job_parameters_never_accept_a_name_a_command_or_a_flag(db_url):
 def test_cost_jobs_over_many_profiles_wait_for_approval(db_url):
     with database.session_scope() as session:
         view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost",
-                               parameters={"profile_ids": list(range(1, 16))},
+                               parameters={"profile_ids": make_profiles(session, 15)},
                                policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=Decimal("0.50"), max_profiles=50))
     assert view.status == "awaiting_approval" and "$0.64" in view.step  # 4 + 4 x 15 requests
     assert json.dumps(view.parameters)

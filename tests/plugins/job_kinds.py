@@ -35,3 +35,21 @@ register_kind(JobKind(name="test.steps", label="Count steps (tests)", roles=("ad
                       parameters=Steps, run=run_steps,
                       estimate_ce_requests=lambda p: p.ce_requests,  # type: ignore[attr-defined]
                       profile_ids=lambda p: p.profile_ids))  # type: ignore[attr-defined]
+
+
+class NoParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def run_broken_query(ctx: JobContext) -> dict[str, object]:
+    from sqlalchemy import text
+
+    from services import database
+
+    with database.session_scope() as session:
+        session.execute(text("SELECT secret_column FROM no_such_table WHERE owner = 'x'"))
+    return {}
+
+
+register_kind(JobKind(name="test.broken_query", label="Run a broken query (tests)", roles=("admin",),
+                      parameters=NoParameters, run=run_broken_query))

@@ -15,7 +15,7 @@ from services import database
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor
 from services.jobs import lifecycle
-from tests.factories import make_user
+from tests.factories import make_profiles, make_user
 
 
 @pytest.fixture()
@@ -156,7 +156,9 @@ def test_costly_job_waits_for_another_approver(people):
 
 
 def test_approvers_cannot_approve_their_own_job(people):
-    view = _submit(people["fay"], profile_ids=list(range(1, 10)))
+    with database.session_scope() as s:
+        profile_ids = make_profiles(s, 9, run_grant_to=people["fay"].user_id)
+    view = _submit(people["fay"], profile_ids=profile_ids)
     assert view.status == "awaiting_approval" and "9 profiles" in view.step
     with database.session_scope() as s, pytest.raises(PermissionDenied, match="your own"):
         lifecycle.decide_approval(s, actor=people["fay"], task_id=view.id, approve=True, comment="mine")
@@ -214,3 +216,33 @@ def test_form_schema_fills_in_defaults_that_a_factory_makes():
     assert schema["properties"]["regions"]["default"] == ["us-east-1"]
     assert schema["properties"]["report_types"]["default"] == ["json"]
     assert "default" not in schema["properties"]["profile_ids"]  # required: the user chooses
+
+
+@pytest.mark.parametrize("grant", [None, False])
+def test_a_job_for_a_profile_without_a_run_grant_is_refused_at_submit(people, grant):
+    from models import AwsProfile, ProfileGrant
+
+    with database.session_scope() as s:
+        profile = AwsProfile(name="prod", description="", auth_type="keys", default_regions=["us-east-1"])
+        s.add(profile)
+        s.flush()
+        if grant is not None:
+            s.add(ProfileGrant(user_id=people["fay"].user_id, profile_id=profile.id, can_run_jobs=grant))
+        profile_id = profile.id
+    error = NotFound if grant is None else PermissionDenied
+    with database.session_scope() as s, pytest.raises(error, match="prod|not found"):
+        lifecycle.submit_job(s, actor=people["fay"], kind="collect.profile", parameters={"profile_id": profile_id})
+    with database.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Task)) == 0
+    with database.session_scope() as s:  # an admin may use any profile
+        assert lifecycle.submit_job(s, actor=people["ann"], kind="collect.profile",
+                                    parameters={"profile_id": profile_id}).status in ("queued", "awaiting_approval")
+
+
+def test_a_job_that_fails_on_a_database_error_shows_no_sql(people):
+    with database.session_scope() as s:
+        view = lifecycle.submit_job(s, actor=people["ann"], kind="test.broken_query", parameters={})
+    lifecycle.execute_task(view.id, owner="w1")
+    task = _task(view.id)
+    assert task.status == "failed"
+    assert "SELECT" not in task.error and "no_such_table" not in task.error and "database error" in task.error
