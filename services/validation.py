@@ -10,6 +10,14 @@ from services.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
+#: The largest id a row can have: the id columns are 32-bit integers.
+MAX_ID = 2**31 - 1
+
+
+def is_storable_id(value: int) -> bool:
+    """Tell whether an id could name a row (a larger one makes PostgreSQL refuse the query)."""
+    return 1 <= value <= MAX_ID
+
 
 def invalid(exc: ValidationError, *, default_field: str = "input") -> InvalidInput:
     """Return an InvalidInput naming the first bad field, with every error in its details."""

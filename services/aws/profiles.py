@@ -20,6 +20,7 @@ from services import audit, crypto
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.auth import mfa_secret_context
 from services.identity.permissions import Actor, require_role
+from services.validation import is_storable_id
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def _read(profile: AwsProfile) -> ProfileRead:
 
 
 def _get(session: Session, *, actor: Actor, profile_id: int) -> AwsProfile:
-    profile = session.get(AwsProfile, profile_id)
+    profile = session.get(AwsProfile, profile_id) if is_storable_id(profile_id) else None
     if profile is None or not _may_see(session, actor=actor, profile_id=profile_id):
         raise NotFound(f"Profile {profile_id} was not found.")
     return profile
@@ -239,7 +240,7 @@ def get_profile(session: Session, *, actor: Actor, profile_id: int) -> ProfileRe
 
 def _check_links(session: Session, *, actor: Actor, source_id: int | None, payer_id: int | None) -> None:
     for label, linked in (("source_profile_id", source_id), ("payer_profile_id", payer_id)):
-        if linked is not None and session.get(AwsProfile, linked) is None:
+        if linked is not None and (not is_storable_id(linked) or session.get(AwsProfile, linked) is None):
             raise InvalidInput(f"{label}: profile {linked} does not exist")
 
 

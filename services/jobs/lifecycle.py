@@ -37,7 +37,7 @@ from services.costs import rollups
 from services.costs.ingest import bump_data_version
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor, require_role
-from services.validation import parse
+from services.validation import is_storable_id, parse
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[st
 
 def _owned(session: Session, *, actor: Actor, task_id: int, lock: bool = False) -> Task:
     query = select(Task).where(Task.id == task_id)
-    task = session.scalar(query.with_for_update() if lock else query)
+    task = session.scalar(query.with_for_update() if lock else query) if is_storable_id(task_id) else None
     if task is None or not (task.owner_id == actor.user_id or actor.has_role("admin", "auditor", *APPROVER_ROLES)):
         raise NotFound(f"Job {task_id} was not found.")
     return task
@@ -340,7 +340,7 @@ def request_cancel(session: Session, *, actor: Actor, task_id: int) -> TaskView:
 
 def get_task(session: Session, *, actor: Actor, task_id: int) -> TaskView:
     """Return a job the actor may see; another user's job is "not found" unless admin or auditor."""
-    task = session.get(Task, task_id)
+    task = session.get(Task, task_id) if is_storable_id(task_id) else None
     if task is None or (task.owner_id != actor.user_id and not actor.has_role("admin", "auditor", *APPROVER_ROLES)):
         raise NotFound(f"Job {task_id} was not found.")
     return _view(task)
@@ -412,7 +412,7 @@ class ResultFile:
 def get_result(session: Session, *, actor: Actor, task_id: int, result_id: int) -> ResultFile:
     """Return one result for download, and record the download."""
     get_task(session, actor=actor, task_id=task_id)
-    result = session.get(TaskResult, result_id)
+    result = session.get(TaskResult, result_id) if is_storable_id(result_id) else None
     if result is None or result.task_id != task_id:
         raise NotFound(f"Result {result_id} of job {task_id} was not found.")
     audit.record(session, actor=actor, action="export.download", object_type="task_result", object_id=result_id,

@@ -21,6 +21,7 @@ from services import audit
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor
 from services.jobs import lifecycle
+from services.validation import is_storable_id
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def list_schedules(session: Session, *, actor: Actor) -> list[ScheduleView]:
 
 def delete_schedule(session: Session, *, actor: Actor, schedule_id: int) -> None:
     """Delete one's own schedule (admins: any)."""
-    schedule = session.get(Schedule, schedule_id)
+    schedule = session.get(Schedule, schedule_id) if is_storable_id(schedule_id) else None
     if schedule is None or not (schedule.owner_id == actor.user_id or actor.has_role("admin")):
         raise NotFound(f"Schedule {schedule_id} was not found.")
     audit.record(session, actor=actor, action="schedule.delete", object_type="schedule", object_id=schedule_id,

@@ -131,3 +131,13 @@ def test_rotation_moves_every_secret_to_the_newest_key(session):
     assert creds.secret_access_key == SECRET
     device = session.scalar(select(MFADevice))
     assert crypto.keyring().key_id_of(device.secret_encrypted) == "new"
+
+
+@pytest.mark.parametrize("profile_id", [2**31, 10**20])
+def test_a_profile_id_beyond_the_id_range_is_not_found(db_url, profile_id):
+    from services import database
+    from services.errors import NotFound
+    from services.identity.permissions import Actor
+
+    with database.session_scope() as s, pytest.raises(NotFound):
+        profiles.get_profile(s, actor=Actor.system(), profile_id=profile_id)

@@ -246,3 +246,11 @@ def test_a_job_that_fails_on_a_database_error_shows_no_sql(people):
     task = _task(view.id)
     assert task.status == "failed"
     assert "SELECT" not in task.error and "no_such_table" not in task.error and "database error" in task.error
+
+
+@pytest.mark.parametrize("task_id", [2**31, 10**20, 0, -1])
+def test_a_job_id_beyond_the_id_range_is_not_found(people, task_id):
+    with database.session_scope() as s, pytest.raises(NotFound):
+        lifecycle.get_task(s, actor=people["ann"], task_id=task_id)
+    with database.session_scope() as s, pytest.raises(NotFound):
+        lifecycle.request_cancel(s, actor=people["ann"], task_id=task_id)
