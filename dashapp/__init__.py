@@ -63,6 +63,10 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         RATE_LIMIT_LOGIN=settings.RATE_LIMIT_LOGIN,
         RATE_LIMIT_API=settings.RATE_LIMIT_API,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
+        # While Redis is away, count in each process's memory (and say so in the log) rather than
+        # refusing every sign-in and API call; short timeouts keep each request from waiting on it.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         RATELIMIT_HEADERS_ENABLED=True,
         LOGIN_LOCKOUT_THRESHOLD=settings.LOGIN_LOCKOUT_THRESHOLD,
         LOGIN_LOCKOUT_WINDOW=dt.timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES),

@@ -58,10 +58,16 @@ def _check_workers() -> health.Check:
                         f"{len(replies)} responding ({', '.join(f'{n}: {c}' for n, c in counts.items())})")
 
 
+#: What still works, and how, while a check fails (only where the product degrades rather than stops).
+_DEGRADED = {"cache": "Redis is unreachable: rate limits count in each web process's memory and cost "
+                      "queries are answered without the cache until it is back."}
+
+
 def _as_json(checks: list[health.Check]) -> tuple[Response, int]:
     ok = all(c.is_ok for c in checks)
     body = {"status": "ok" if ok else "unhealthy",
-            "checks": {c.name: {"ok": c.is_ok, "detail": c.detail} for c in checks}}
+            "checks": {c.name: {"ok": c.is_ok, "detail": c.detail} for c in checks},
+            "warnings": [_DEGRADED[c.name] for c in checks if not c.is_ok and c.name in _DEGRADED]}
     return jsonify(body), 200 if ok else 503
 
 

@@ -50,3 +50,20 @@ def test_a_dash_callback_while_the_database_is_away_answers_503(client, signed_i
     response = client.post("/_dash-update-component", json=OVERVIEW_CALLBACK, headers=signed_in_then_database_gone)
     assert response.status_code == 503
     assert "unavailable" in response.get_json()["detail"].lower()
+
+
+def test_while_redis_is_away_sign_in_and_the_api_work_and_limits_count_in_memory(db_url, tmp_path):
+    from dashapp import create_app
+    from dashapp.extensions import limiter
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(db_url, tmp_path, REDIS_URL="redis://127.0.0.1:9/0", RATE_LIMIT_API="3/h"))
+    limiter._fallback_storage.reset()  # noqa: SLF001 - the counters of earlier tests live in this process
+    client = app.test_client()
+    with database.session_scope() as s:
+        make_user(s, username="rita")
+    sign_in_and_enrol(client, "rita")  # the sign-in's own rate limit falls back too
+    statuses = [client.get("/api/v1/tasks/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    health = client.get("/health/")
+    assert health.status_code == 503 and any("memory" in w for w in health.json["warnings"])
