@@ -122,6 +122,7 @@ from typing import Any, cast
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.paginate import TokenEncoder
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
@@ -1143,6 +1144,10 @@ class _Run:
             if outcome.note:
                 self.notes[kind] = outcome.note
             self.checkpoint()
+        except SoftTimeLimitExceeded:
+            # The job's time is up: the whole collection stops here, not just this kind.
+            self.session.rollback()
+            raise
         except (ClientError, BotoCoreError) as exc:
             self.session.rollback()
             self.period_states, self.collected = saved

@@ -12,8 +12,10 @@ from decimal import Decimal
 import boto3
 import pytest
 import requests
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.stub import Stubber
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import func, select
 
 from models import (
@@ -310,6 +312,26 @@ def test_a_failing_kind_is_explained_and_the_kinds_that_worked_are_kept(session,
     assert run.status == "partial" and run.error.startswith("Forecast:") and run.finished_at is not None
     event = session.scalar(select(AuditLog).where(AuditLog.action == "collection.run"))
     assert event.outcome == "failure" and event.details["failed_kinds"] == ["forecast"]
+
+
+def test_the_jobs_soft_time_limit_inside_a_step_stops_the_collection(session, moto, monkeypatch):
+    # Celery raises SoftTimeLimitExceeded wherever the job is at that moment: here, in a call to AWS.
+    real_call = BaseClient._make_api_call
+    operations: list[str] = []
+
+    def call(client, operation, params):  # type: ignore[no-untyped-def]
+        operations.append(operation)
+        if operation == "DescribeBudgets":
+            raise SoftTimeLimitExceeded()
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", call)
+    profile_id = _role_profile(session, _source_profile(session), "777777777777")
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        _collect(session, moto, profile_id, kinds={"budgets", "inventory"})
+
+    assert "DescribeBudgets" in operations and "DescribeInstances" not in operations
 
 
 def test_a_linked_profile_leaves_costs_to_its_payer_profile(session, moto):
