@@ -146,6 +146,7 @@ from services.costs import ingest
 from services.costs.ingest import FactRow
 from services.errors import InvalidInput
 from services.identity.permissions import JOB_ROLES, Actor, require_role
+from services.months import add_months, month_start
 
 logger = logging.getLogger(__name__)
 
@@ -386,15 +387,6 @@ def _tags(items: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in items or () if "Key" in t}
 
 
-def _month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def _add_months(month: dt.date, count: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + count
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
 def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
@@ -413,10 +405,10 @@ def cost_groupings(tag_keys: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
 def plan_cost_periods(*, today: dt.date, history_months: int, states: Mapping[str, Mapping[str, Any]],
                       dimensions: Collection[str]) -> tuple[list[CostPeriod], list[dt.date]]:
     """Return the periods to collect, newest first, and those skipped as collected and final."""
-    current = _month_start(today)
+    current = month_start(today)
     wanted, skipped = [], []
     for back in range(history_months):
-        month = _add_months(current, -back)
+        month = add_months(current, -back)
         if month == current:
             if today > current:  # nothing to ask for on the 1st: the day is not over
                 wanted.append(CostPeriod(month, month, today, is_open=True))
@@ -425,7 +417,7 @@ def plan_cost_periods(*, today: dt.date, history_months: int, states: Mapping[st
         if state.get("final") and set(dimensions) <= set(state.get("dimensions", ())):
             skipped.append(month)
         else:
-            wanted.append(CostPeriod(month, month, _add_months(month, 1), is_open=False))
+            wanted.append(CostPeriod(month, month, add_months(month, 1), is_open=False))
     return wanted, skipped
 
 
@@ -555,7 +547,7 @@ def _write_cost_period(session: Session, *, period: CostPeriod, payer: str,
 def collect_forecast(session: Session, *, ce: Any, profile_id: int | None, payer_account_id: str,
                      today: dt.date) -> KindOutcome:
     """Store Cost Explorer's unblended cost forecast from today to the month's end."""
-    start, end = today, _add_months(_month_start(today), 1)
+    start, end = today, add_months(today, 1)
     try:
         answer = _call(ce, "get_cost_forecast", TimePeriod={"Start": start.isoformat(), "End": end.isoformat()},
                        Metric="UNBLENDED_COST", Granularity="MONTHLY", PredictionIntervalLevel=80)
@@ -722,7 +714,7 @@ def _replace_recommendations(session: Session, *, profile_id: int | None, kinds:
 def collect_commitments(session: Session, *, ce: Any, profile_id: int | None, payer_account_id: str,
                         today: dt.date, is_payer: bool = True) -> KindOutcome:
     """Store RI and SP utilisation and coverage, and AWS's RI and SP purchase advice."""
-    start = _add_months(_month_start(today), -1)
+    start = add_months(today, -1)
     reports = _commitment_reports(ce, start=start, end=today)
     advice = _purchase_advice(ce, profile_id=profile_id, is_payer=is_payer)
     for kind, period, percentage, data in reports:
@@ -1169,7 +1161,7 @@ class _Run:
                 self.notes["costs"] = (f"Costs of this account come from payer profile '{payer.name}'; "
                                        "collecting them here too would count them twice.")
                 return []
-        since = _add_months(_month_start(self.today), -(self.history_months - 1))
+        since = add_months(self.today, -(self.history_months - 1))
         self.period_states = self.load_period_states(since)
         dimensions = [name for name, _ in cost_groupings(self.tag_keys)]
         wanted, self.skipped = plan_cost_periods(today=self.today, history_months=self.history_months,
