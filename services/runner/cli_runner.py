@@ -51,7 +51,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.errors import DomainError, InvalidInput
+from services.errors import DomainError, InvalidInput, ProgramUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +93,6 @@ _SHELL_METACHARACTERS = frozenset(";&|`$(){}[]<>\\'\"!*?~#%^\n\r\t")
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MAX_LINE_BYTES = 64 * 1024
 _POLL_SECONDS = 0.05
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-class ProgramUnavailable(DomainError):
-    """An allow-listed program is not installed on this server (an operator's matter)."""
-
-    status_code = 503
 
 
 # --- strict parameter types -----------------------------------------------------------------

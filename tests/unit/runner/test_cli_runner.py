@@ -20,7 +20,7 @@ import boto3
 import psutil
 import pytest
 
-from services.errors import InvalidInput
+from services.errors import InvalidInput, ProgramUnavailable
 from services.runner.cli_runner import (
     AWS_REGIONS,
     COMMANDS,
@@ -35,7 +35,6 @@ from services.runner.cli_runner import (
     CliRunner,
     ProfileCredentials,
     ProfileName,
-    ProgramUnavailable,
     RunnerConfig,
     RunResult,
     classify_aws_finops_output,
