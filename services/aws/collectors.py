@@ -142,6 +142,7 @@ from models import (
 from models.base import utcnow
 from services import audit
 from services.aws import profiles
+from services.aws.regions import AWS_REGIONS
 from services.costs import ingest
 from services.costs.ingest import FactRow
 from services.errors import InvalidInput
@@ -1289,8 +1290,8 @@ def _check_input(kinds: Collection[str], *, tag_keys: Sequence[str], regions: Se
                                                                       if unknown else ""))
     if len(set(tag_keys)) != len(tag_keys) or any(not k or len(k) > 128 or "$" in k for k in tag_keys):
         raise InvalidInput("tag_keys: give distinct tag keys of 1 to 128 characters, without '$'")
-    if regions is not None and (not regions or set(regions) - profiles.AWS_REGIONS):
-        raise InvalidInput(f"regions: unknown region(s): {', '.join(sorted(set(regions) - profiles.AWS_REGIONS))}"
+    if regions is not None and (not regions or set(regions) - AWS_REGIONS):
+        raise InvalidInput(f"regions: unknown region(s): {', '.join(sorted(set(regions) - AWS_REGIONS))}"
                            if regions else "regions: give at least one region")
     if not 1 <= history_months <= MAX_HISTORY_MONTHS:
         raise InvalidInput(f"history_months: Cost Explorer keeps daily data for 1 to {MAX_HISTORY_MONTHS} months")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from services import database
 from services.aws import profiles
+from services.aws.credentials import ProfileCredentials
 from services.costs import ingest
 from services.errors import InvalidInput
 from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
@@ -96,7 +97,7 @@ class _LogBuffer:
             self.lines, self.last = [], time.monotonic()
 
 
-def _credentials(ctx: JobContext, ids: list[int], purpose: str) -> list[profiles.ProfileCredentials]:
+def _credentials(ctx: JobContext, ids: list[int], purpose: str) -> list[ProfileCredentials]:
     with database.session_scope() as session:
         return [profiles.get_credentials(session, actor=ctx.actor, profile_id=i, purpose=purpose) for i in ids]
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal
 
 import psutil
 from pydantic import (
@@ -51,6 +51,8 @@ from pydantic import (
     model_validator,
 )
 
+from services.aws.credentials import ProfileCredentials
+from services.aws.regions import AWS_REGIONS
 from services.errors import DomainError, InvalidInput, ProgramUnavailable
 
 logger = logging.getLogger(__name__)
@@ -64,17 +66,6 @@ DEFAULT_PROGRAMS: Mapping[str, str] = {"aws-finops": "aws-finops", "aws": "aws"}
 
 #: Where executables are looked up (and the child's PATH): this virtualenv's bin, then the system.
 DEFAULT_SEARCH_PATH: tuple[str, ...] = (str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin")
-
-#: Real AWS region codes (commercial, GovCloud, China) that a user may pick.
-AWS_REGIONS: frozenset[str] = frozenset({
-    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
-    "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1",
-    "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
-    "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1",
-    "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-    "us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
-})
 
 #: Variables an operator may add to every child's environment (never user input).
 OPERATOR_ENV_NAMES: frozenset[str] = frozenset({
@@ -152,54 +143,15 @@ CostDate = Annotated[dt.date, Field(ge=dt.date(2015, 1, 1), le=dt.date(2100, 1, 
 # --- credentials ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProfileCredentials:
-    """A decrypted AWS profile for one run; written only into the run's scratch HOME.
-
-    With ``role_arn``, the keys are those of the source profile (named ``source_profile``, or
-    ``<name>-source``) and the AWS tools assume the role themselves.
-    """
-
-    name: str
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    region: str = "us-east-1"
-    role_arn: str | None = None
-    source_profile: str | None = None
-    external_id: str | None = field(default=None, repr=False)
-
-
-
-class AwsCredentials(Protocol):
-    """What the runner reads of a profile: :class:`ProfileCredentials`, or any object with these
-    attributes (``services.aws.profiles.ProfileCredentials`` has them all but ``source_profile``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def access_key_id(self) -> str: ...
-    @property
-    def secret_access_key(self) -> str: ...
-    @property
-    def session_token(self) -> str | None: ...
-    @property
-    def region(self) -> str: ...
-    @property
-    def role_arn(self) -> str | None: ...
-    @property
-    def external_id(self) -> str | None: ...
-
-
 _CREDENTIAL_FIELDS = ("name", "access_key_id", "secret_access_key", "session_token", "region", "role_arn",
                       "source_profile", "external_id")
 
 
-def _key_profile(profile: AwsCredentials) -> str:
+def _key_profile(profile: ProfileCredentials) -> str:
     """Name of the credentials-file section that holds the keys."""
     if profile.role_arn is None:
         return profile.name
-    return getattr(profile, "source_profile", None) or f"{profile.name}-source"
+    return profile.source_profile or f"{profile.name}-source"
 
 
 class _CredentialsCheck(BaseModel):
@@ -225,7 +177,7 @@ class _CredentialsCheck(BaseModel):
         return self
 
 
-def _check_credentials(profiles: Sequence[AwsCredentials]) -> None:
+def _check_credentials(profiles: Sequence[ProfileCredentials]) -> None:
     key_sections: dict[str, tuple[str, str, str | None]] = {}
     for profile in profiles:
         try:
@@ -752,7 +704,7 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _write_aws_files(aws_dir: Path, profiles: Sequence[AwsCredentials]) -> tuple[Path, Path]:
+def _write_aws_files(aws_dir: Path, profiles: Sequence[ProfileCredentials]) -> tuple[Path, Path]:
     """Write an AWS config and credentials file (mode 0600) holding the given profiles."""
     _check_credentials(profiles)
     config_lines: list[str] = []
@@ -831,7 +783,7 @@ class CliRunner:
         return argv
 
     def _environment(self, home: Path, tmp: Path, config: Path, credentials: Path,
-                     profiles: Sequence[AwsCredentials]) -> dict[str, str]:
+                     profiles: Sequence[ProfileCredentials]) -> dict[str, str]:
         """The child's whole environment, from scratch: no application secret can leak into it."""
         env = {
             "PATH": os.pathsep.join(self.config.search_path),
@@ -907,7 +859,7 @@ class CliRunner:
         _signal_processes(tree, signal.SIGKILL)
         return needed_kill
 
-    def run(self, command: CliCommand, *, profiles: Sequence[AwsCredentials] = (),
+    def run(self, command: CliCommand, *, profiles: Sequence[ProfileCredentials] = (),
             timeout: float | None = None, cancel: threading.Event | None = None,
             on_output: OutputFn | None = None, on_progress: ProgressFn | None = None) -> RunResult:
         """Run an allow-listed command with the given profiles and return what it did.
@@ -1306,7 +1258,7 @@ def judge_aws_finops(command: CliCommand, run: RunResult) -> FinopsProfileResult
 
 
 def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | AwsFinopsTrend | AwsFinopsAudit,
-                               profiles: Sequence[AwsCredentials], timeout_per_profile: float | None = None,
+                               profiles: Sequence[ProfileCredentials], timeout_per_profile: float | None = None,
                                cancel: threading.Event | None = None, on_output: OutputFn | None = None,
                                on_progress: ProgressFn | None = None) -> Iterator[FinopsProfileResult]:
     """Run aws-finops once per profile of the command, each in its own output dir; yield judged results.

@@ -18,6 +18,7 @@ import boto3
 import pytest
 import requests
 
+from services.aws.credentials import ProfileCredentials
 from services.runner.cli_runner import (
     AwsBudgetsDescribeBudgets,
     AwsCeGetCostAndUsage,
@@ -29,7 +30,6 @@ from services.runner.cli_runner import (
     AwsStsGetCallerIdentity,
     CliRunner,
     FinopsProfileResult,
-    ProfileCredentials,
     RunnerConfig,
     parse_aws_json,
     run_aws_finops_per_profile,
