@@ -56,6 +56,7 @@ def has_exited(pid: int) -> bool:
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send a signal to a process group, if it is still there."""
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
@@ -65,6 +66,7 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def descendants(pid: int) -> list[psutil.Process]:
+    """Return the live descendants of a process."""
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -72,6 +74,7 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 
 def signal_processes(processes: Sequence[psutil.Process], sig: signal.Signals) -> None:
+    """Send a signal to each process that is still the one sampled."""
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.send_signal(sig)  # psutil checks that the pid was not reused
@@ -95,6 +98,7 @@ def high_water_rss(pid: int, tree: Sequence[psutil.Process]) -> int:
 
 
 def signal_name(number: int) -> str:
+    """Return the name of a signal number."""
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -73,9 +73,6 @@ OPERATOR_ENV_NAMES: frozenset[str] = frozenset({
 _POLL_SECONDS = 0.05
 
 
-# --- runner ---------------------------------------------------------------------------------
-
-
 class CancelToken(threading.Event):
     """Set it (``cancel()``) from any thread to stop a run: the whole process group is killed."""
 

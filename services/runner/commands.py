@@ -429,6 +429,7 @@ def revalidate(command: CliCommand) -> CliCommand:
 
 
 def check_argv(argv: Sequence[str]) -> None:
+    """Refuse a built argv with a malformed argument or a forbidden flag."""
     for arg in argv:
         if not isinstance(arg, str) or not arg or len(arg) > 4096:
             raise InvalidInput("A command argument is malformed.")
