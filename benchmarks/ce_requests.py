@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from dashapp.cli import migrate  # noqa: E402 - after the path set-up above
 from models import CostDimensionDaily, CostFact  # noqa: E402
 from services import audit, crypto, database, validation  # noqa: E402
-from services.aws import collectors, profiles  # noqa: E402
+from services.aws import collectors, cost_explorer, profiles  # noqa: E402
 from services.crypto import Keyring  # noqa: E402
 from services.identity.permissions import Actor  # noqa: E402
 
@@ -87,7 +87,7 @@ def answer_pages(grouping: str, start: dt.date, end: dt.date, accounts: list[str
                     amount = str((total / (share + 2)).quantize(Decimal("1E-10")))
                     groups.append({"Keys": [account, value], "Metrics": {
                         name: {"Amount": amount, "Unit": "USD" if name != "UsageQuantity" else "N/A"}
-                        for name in collectors.COST_METRICS}})
+                        for name in cost_explorer.COST_METRICS}})
             results.append({"TimePeriod": {"Start": day.isoformat(), "End": (day + dt.timedelta(days=1)).isoformat()},
                             "Total": {}, "Groups": groups, "Estimated": True})
         pages.append({"ResultsByTime": results})

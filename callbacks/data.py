@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Callable
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, no_update
@@ -30,19 +31,35 @@ def _queued(view: lifecycle.TaskView, what: str) -> object:
                           link=("Watch it", f"/jobs/{view.id}"))
 
 
+def _explained(act: Callable[[], object]) -> object:
+    """Return what ``act`` shows, or the service's refusal in its own words."""
+    try:
+        return act()
+    except DomainError as exc:
+        return layout.message(exc.message, color="danger")
+
+
+def _with_profile(profile_id: int | None, act: Callable[[int], object], *,
+                  choose: str = "Choose a profile first.") -> object:
+    """Run ``act`` with the chosen profile, or ask for one first; a refusal is explained."""
+    if profile_id is None:
+        return layout.message(choose, color="warning")
+    return _explained(lambda: act(profile_id))
+
+
 def save_profile(n_clicks: int | None, values: list[Any], field_ids: list[dict[str, str]]) -> object:
     """Create a profile from the form; only the fields of the chosen kind of credentials count."""
     if not n_clicks:
         return no_update
     form = {f["name"]: v for f, v in zip(field_ids, values, strict=True) if v not in (None, "", [])}
     drop = _KEYS_ONLY if form.get("auth_type") == "assume_role" else _ROLE_ONLY
-    form = {k: v for k, v in form.items() if k not in drop}
-    try:
-        data = validation.parse(profiles.ProfileCreate, form, default_field="profile")
-        with database.session_scope() as session:
-            created = profiles.create_profile(session, actor=current_actor(), data=data)
-    except DomainError as exc:
-        return layout.message(exc.message, color="danger")
+    return _explained(lambda: _create_profile({k: v for k, v in form.items() if k not in drop}))
+
+
+def _create_profile(form: dict[str, Any]) -> object:
+    data = validation.parse(profiles.ProfileCreate, form, default_field="profile")
+    with database.session_scope() as session:
+        created = profiles.create_profile(session, actor=current_actor(), data=data)
     return layout.message(f"Profile '{created.name}' saved. Test it next.", color="success",
                           link=("Reload the list", "/data"))
 
@@ -51,13 +68,12 @@ def test_profile(n_clicks: int | None, profile_id: int | None) -> object:
     """Check the chosen profile's credentials against STS."""
     if not n_clicks:
         return no_update
-    if profile_id is None:
-        return layout.message("Choose a profile first.", color="warning")
-    try:
-        with database.session_scope() as session:
-            result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id)
-    except DomainError as exc:
-        return layout.message(exc.message, color="danger")
+    return _with_profile(profile_id, _test_connection)
+
+
+def _test_connection(profile_id: int) -> object:
+    with database.session_scope() as session:
+        result = profiles.test_connection(session, actor=current_actor(), profile_id=profile_id)
     return layout.message(result.message, color="success" if result.is_ok else "danger")
 
 
@@ -65,55 +81,45 @@ def collect(n_clicks: int | None, profile_id: int | None) -> object:
     """Start a collection of the chosen profile's AWS data."""
     if not n_clicks:
         return no_update
-    if profile_id is None:
-        return layout.message("Choose a profile first.", color="warning")
-    try:
-        with database.session_scope() as session:
-            view = lifecycle.submit_job(session, actor=current_actor(), kind="collect.profile",
-                                   parameters={"profile_id": profile_id}, policy=lifecycle.current_policy())
-    except DomainError as exc:
-        return layout.message(exc.message, color="danger")
-    return _queued(view, "The collection")
+    return _with_profile(profile_id, lambda chosen: _submit("collect.profile", {"profile_id": chosen},
+                                                            "The collection"))
+
+
+def _submit(kind: str, parameters: dict[str, Any], what: str) -> object:
+    with database.session_scope() as session:
+        view = lifecycle.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
+                                    policy=lifecycle.current_policy())
+    return _queued(view, what)
 
 
 def upload(contents: str | None, file_name: str | None) -> object:
     """Keep the uploaded file privately and start its import job."""
     if not contents or not file_name:
         return no_update
-    actor = current_actor()
+    return _explained(lambda: _import_upload(contents, file_name))
+
+
+def _import_upload(contents: str, file_name: str) -> object:
+    lifecycle.check_may_submit(current_actor(), "import.file")
     try:
-        lifecycle.check_may_submit(actor, "import.file")
-        try:
-            raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
-        except (IndexError, binascii.Error):
-            return layout.message("The file did not arrive intact: try again.", color="danger")
-        upload_id = data_kinds.save_upload(io.BytesIO(raw), file_name=file_name)
-        with database.session_scope() as session:
-            view = lifecycle.submit_job(session, actor=actor, kind="import.file",
-                                   parameters={"upload_id": upload_id, "file_name": file_name[:255]},
-                                   policy=lifecycle.current_policy())
-    except DomainError as exc:
-        return layout.message(exc.message, color="danger")
-    return _queued(view, f"The import of {file_name}")
+        raw = base64.b64decode(contents.split(",", 1)[1], validate=True)
+    except (IndexError, binascii.Error):
+        return layout.message("The file did not arrive intact: try again.", color="danger")
+    upload_id = data_kinds.save_upload(io.BytesIO(raw), file_name=file_name)
+    return _submit("import.file", {"upload_id": upload_id, "file_name": file_name[:255]},
+                   f"The import of {file_name}")
 
 
 def import_s3(n_clicks: int | None, profile_id: int | None, bucket: str | None, path: str | None) -> object:
     """Start the import of an export in S3: a manifest's key (.json) or a key prefix."""
     if not n_clicks:
         return no_update
-    if profile_id is None:
-        return layout.message("Choose the profile that may read the bucket.", color="warning")
     path = (path or "").strip()
     location = {"manifest_key": path} if path.endswith(".json") else {"prefix": path}
-    try:
-        with database.session_scope() as session:
-            view = lifecycle.submit_job(session, actor=current_actor(), kind="import.s3",
-                                        policy=lifecycle.current_policy(),
-                                        parameters={"profile_id": profile_id, "bucket": (bucket or "").strip(),
-                                                    **location})
-    except DomainError as exc:
-        return layout.message(exc.message, color="danger")
-    return _queued(view, f"The import of s3://{bucket}/{path}")
+    parameters = {"bucket": (bucket or "").strip(), **location}
+    return _with_profile(profile_id, lambda chosen: _submit("import.s3", {"profile_id": chosen, **parameters},
+                                                            f"The import of s3://{bucket}/{path}"),
+                         choose="Choose the profile that may read the bucket.")
 
 
 def register(app: Dash) -> None:

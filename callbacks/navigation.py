@@ -14,6 +14,7 @@ from callbacks.context import current_actor
 from layouts import data, ids, jobs, overview, shell
 from services import database
 from services.aws import profiles
+from services.aws.regions import AWS_REGIONS
 from services.costs import queries
 from services.errors import DomainError
 from services.identity.permissions import Actor
@@ -60,7 +61,7 @@ def render_page(pathname: str | None, search: str | None) -> object:
                                 schedules=schedules.list_schedules(session, actor=actor))
         elif path == "/data":
             content = data.page(profiles=profiles.list_profiles(session, actor=actor),
-                                can_manage=actor.has_role("admin"), regions=sorted(profiles.AWS_REGIONS))
+                                can_manage=actor.has_role("admin"), regions=sorted(AWS_REGIONS))
         elif (match := JOB_PATH.match(path)) is not None:
             content = _job_detail(session, actor=actor, task_id=int(match.group(1)))
         else:

@@ -42,3 +42,9 @@ class AuthenticationFailed(DomainError):
 
 class RateLimited(DomainError):
     status_code = 429
+
+
+class ProgramUnavailable(DomainError):
+    """An allow-listed program is not installed on this server (an operator's matter)."""
+
+    status_code = 503

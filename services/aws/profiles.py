@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from models import AwsProfile, MFADevice, ProfileGrant
 from models.base import utcnow
 from services import audit, crypto
+from services.aws.credentials import ProfileCredentials
+from services.aws.regions import AWS_REGIONS
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.auth import mfa_secret_context
 from services.identity.permissions import Actor, require_role
@@ -24,14 +26,6 @@ from services.validation import is_storable_id
 
 logger = logging.getLogger(__name__)
 
-AWS_REGIONS = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "sa-east-1",
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
-    "eu-south-2", "me-south-1", "me-central-1", "il-central-1", "af-south-1", "ap-east-1", "ap-south-1",
-    "ap-south-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2",
-    "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "mx-central-1",
-    "us-gov-west-1", "us-gov-east-1",
-})
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ACCESS_KEY = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")
 _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -154,22 +148,6 @@ class ProfileRead(BaseModel):
     payer_profile_id: int | None
     is_active: bool
     last_test_ok: bool | None
-
-
-@dataclass(frozen=True)
-class ProfileCredentials:
-    """Decrypted credentials for one run; never logged, stored or put in a task message."""
-
-    name: str
-    access_key_id: str
-    secret_access_key: str
-    region: str
-    session_token: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-
-    def __repr__(self) -> str:
-        return f"ProfileCredentials(name={self.name!r}, access_key_id='{self.access_key_id[:4]}…')"
 
 
 @dataclass(frozen=True)

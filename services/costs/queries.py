@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import AwsAccount, CostDailyRollup
 from models.types import money_sum
-from services import audit
+from services import audit, months
 from services.identity.permissions import Actor, visible_account_ids
 from services.validation import parse
 
@@ -88,13 +87,6 @@ def _ask(session: Session, *, actor: Actor, metric: Metric, start: dt.date, end:
         filters={"account": account_ids} if account_ids else {}))
 
 
-def _shift_month(day: dt.date, months: int) -> dt.date:
-    month_index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(month_index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return dt.date(year, month + 1, min(day.day, last))
-
-
 def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids: tuple[str, ...],
                  today: dt.date) -> Kpis:
     """Month to date, last month, the same days of last month, and a month-end forecast.
@@ -105,15 +97,16 @@ def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids:
     def total(start: dt.date, end: dt.date) -> Decimal:
         return _ask(session, actor=actor, metric=metric, start=start, end=end, account_ids=account_ids).total
 
-    month_start = today.replace(day=1)
-    last_month_start = _shift_month(month_start, -1)
-    last_month_end = month_start - dt.timedelta(days=1)
-    mtd = total(month_start, today)
+    this_month = months.month_start(today)
+    last_month_start = months.add_months(this_month, -1)
+    last_month_end = months.month_end(last_month_start)
+    mtd = total(this_month, today)
     last_month = total(last_month_start, last_month_end)
-    same_days = total(last_month_start, min(_shift_month(today, -1), last_month_end))
+    # the same day of last month, or its last day when last month is shorter
+    same_days = total(last_month_start, min(last_month_start + dt.timedelta(days=today.day - 1), last_month_end))
     recent_end = today - dt.timedelta(days=1)
     recent = total(recent_end - dt.timedelta(days=6), recent_end)
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    days_in_month = months.month_end(today).day
     remaining = days_in_month - today.day
     forecast = mtd + (recent / 7) * remaining if remaining > 0 else mtd
     change = ((mtd - same_days) / same_days * 100) if same_days else None

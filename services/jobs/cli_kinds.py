@@ -1,6 +1,6 @@
 """Job kinds that run the allow-listed CLIs: aws-finops per profile, and read-only aws commands.
 
-Every command of ``services.runner.cli_runner.COMMANDS`` becomes a kind of job whose parameters are the
+Every command of ``services.runner.commands.COMMANDS`` becomes a kind of job whose parameters are the
 command's own, with our profile ids in place of profile names: users choose profiles they may
 use, never type a name, a command or a credential.
 """
@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from services import database
 from services.aws import profiles
+from services.aws.credentials import ProfileCredentials
 from services.costs import ingest
 from services.errors import InvalidInput
 from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
-from services.runner import cli_runner
-from services.runner.cli_runner import COMMANDS, CliCommand, CliRunner, RunnerConfig
+from services.runner import aws_finops, commands
+from services.runner.cli_runner import CliRunner, RunnerConfig
+from services.runner.commands import COMMANDS, CliCommand
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class _LogBuffer:
             self.lines, self.last = [], time.monotonic()
 
 
-def _credentials(ctx: JobContext, ids: list[int], purpose: str) -> list[profiles.ProfileCredentials]:
+def _credentials(ctx: JobContext, ids: list[int], purpose: str) -> list[ProfileCredentials]:
     with database.session_scope() as session:
         return [profiles.get_credentials(session, actor=ctx.actor, profile_id=i, purpose=purpose) for i in ids]
 
@@ -135,17 +137,17 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
     params = dict(ctx.parameters)
     ids = params.pop("profile_ids")
     creds = _credentials(ctx, ids, purpose=command_name)
-    command = cli_runner.parse_command(command_name, {**params, "profiles": [c.name for c in creds]})
-    assert isinstance(command, cli_runner.AwsFinopsCost | cli_runner.AwsFinopsTrend  # noqa: S101 - by name
-                      | cli_runner.AwsFinopsAudit)
+    command = commands.parse_command(command_name, {**params, "profiles": [c.name for c in creds]})
+    assert isinstance(command, commands.AwsFinopsCost | commands.AwsFinopsTrend  # noqa: S101 - by name
+                      | commands.AwsFinopsAudit)
     log = _LogBuffer(ctx)
     outcomes: dict[str, object] = {}
     failures: list[str] = []
     periods = _snapshot_periods(command, dt.datetime.now(dt.UTC).date())
-    if isinstance(command, cli_runner.AwsFinopsCost) and periods is None:
+    if isinstance(command, commands.AwsFinopsCost) and periods is None:
         ctx.log("Costs are kept as results only: a tag filter or a day range is not a billing month.")
     try:
-        for result in cli_runner.run_aws_finops_per_profile(
+        for result in aws_finops.run_aws_finops_per_profile(
                 runner=runner(), command=command, profiles=creds, cancel=ctx.cancel_event, on_output=log.add,
                 on_progress=lambda pct, step: ctx.progress(pct, step)):
             ctx.child_cpu_seconds += result.run.cpu_seconds
@@ -157,7 +159,7 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
             ctx.add_result(f"{result.profile}-{command.mode}.parsed.json", data=summary)
             outcomes[result.profile] = {"status": result.status, "account_id": result.account_id}
             if (periods is not None and result.status == "succeeded"
-                    and isinstance(result.report, cli_runner.FinopsCostReport)):
+                    and isinstance(result.report, aws_finops.FinopsCostReport)):
                 lines = _snapshot_costs(ctx, result.report, periods)
                 ctx.log(f"profile {result.profile}: {lines} cost lines kept as the aws_finops source "
                         f"for {periods[0]:%B %Y} and {periods[1]:%B %Y}")
@@ -175,7 +177,7 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
 def _snapshot_periods(command: CliCommand, today: dt.date) -> tuple[dt.date, dt.date] | None:
     """The billing months a cost run reports (its current and previous period), or None when its
     figures are not whole months of all costs (a day range, or a tag filter)."""
-    if not isinstance(command, cli_runner.AwsFinopsCost) or command.tags or command.time_range_days is not None:
+    if not isinstance(command, commands.AwsFinopsCost) or command.tags or command.time_range_days is not None:
         return None
     current = today.replace(day=1)
     if command.last_month:
@@ -183,7 +185,7 @@ def _snapshot_periods(command: CliCommand, today: dt.date) -> tuple[dt.date, dt.
     return current, (current - dt.timedelta(days=1)).replace(day=1)
 
 
-def _snapshot_costs(ctx: JobContext, report: cli_runner.FinopsCostReport,
+def _snapshot_costs(ctx: JobContext, report: aws_finops.FinopsCostReport,
                     periods: tuple[dt.date, dt.date]) -> int:
     """Keep one profile's costs by service as the facts of the ``aws_finops`` source: a snapshot
     that replaces that account's earlier one for the same months.
@@ -212,7 +214,7 @@ def _snapshot_costs(ctx: JobContext, report: cli_runner.FinopsCostReport,
 def _run_aws(command_name: str, ctx: JobContext) -> dict[str, object]:
     params = dict(ctx.parameters)
     (cred,) = _credentials(ctx, [params.pop("profile_id")], purpose=command_name)
-    command = cli_runner.parse_command(command_name, {**params, "profile": cred.name})
+    command = commands.parse_command(command_name, {**params, "profile": cred.name})
     log = _LogBuffer(ctx)
     ctx.progress(5, f"running {command_name}")
     try:

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
-from services.aws import collectors
+from services.aws import collectors, cost_explorer
 from tests.e2e.test_browser import sign_in
 from tests.integration.test_aws_finops import BASE_KEY, BASE_SECRET
 from tests.stacks import http_session
@@ -60,7 +60,7 @@ def test_collect_a_profile_and_see_what_cost_explorer_said_on_the_overview(page,
     # What Cost Explorer (moto) answers for the months a first collection asks for, newest first:
     # a payer and two linked accounts.
     today = dt.datetime.now(dt.UTC).date()
-    periods, _ = collectors.plan_cost_periods(today=today, history_months=collectors.MAX_HISTORY_MONTHS, states={},
+    periods, _ = cost_explorer.plan_cost_periods(today=today, history_months=collectors.MAX_HISTORY_MONTHS, states={},
                                               dimensions=())
     payer = "123456789012"  # the account of the stack's base credentials in moto
     accounts = [payer, "123456780001", "123456780002"]
@@ -86,7 +86,7 @@ def test_collect_a_profile_and_see_what_cost_explorer_said_on_the_overview(page,
     log = page.locator("#job-detail-log")
     # Every request a month of costs needs (seven groupings), and one each for the four kinds that
     # moto does not answer, which count as asked.
-    requests = len(periods) * len(collectors.cost_groupings(collectors.DEFAULT_TAG_KEYS)) + 4
+    requests = len(periods) * len(cost_explorer.cost_groupings(collectors.DEFAULT_TAG_KEYS)) + 4
     expect(log).to_contain_text(f"Cost Explorer: {requests} billable request(s), 0 of them follow-up pages: "
                                 f"USD {Decimal(requests) / 100:.2f}")
     expect(log).to_contain_text("forecast: Forecast: AWS could not answer GetCostForecast")

@@ -18,7 +18,10 @@ import boto3
 import pytest
 import requests
 
-from services.runner.cli_runner import (
+from services.aws.credentials import ProfileCredentials
+from services.runner.aws_finops import FinopsProfileResult, run_aws_finops_per_profile
+from services.runner.cli_runner import CliRunner, RunnerConfig, parse_aws_json
+from services.runner.commands import (
     AwsBudgetsDescribeBudgets,
     AwsCeGetCostAndUsage,
     AwsEc2DescribeInstances,
@@ -27,12 +30,6 @@ from services.runner.cli_runner import (
     AwsFinopsCost,
     AwsFinopsTrend,
     AwsStsGetCallerIdentity,
-    CliRunner,
-    FinopsProfileResult,
-    ProfileCredentials,
-    RunnerConfig,
-    parse_aws_json,
-    run_aws_finops_per_profile,
 )
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
-"""Collectors: costs from Cost Explorer to the cent, incrementally and at a flat request count;
-budgets, inventory, utilisation and accounts from a real moto server; the Cost Explorer APIs moto
-lacks (forecast, anomalies, RI/SP reports, purchase and rightsizing advice) through botocore's
-Stubber, whose responses botocore validates against its own service model."""
+"""Collections against a real moto server: costs from Cost Explorer to the cent, incrementally and
+at a flat request count; budgets, inventory, utilisation and accounts. The Cost Explorer APIs
+moto lacks (forecast, anomalies, RI/SP reports, purchase and rightsizing advice) are tested with
+botocore's Stubber in test_cost_explorer and test_commitments."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from decimal import Decimal
 import boto3
 import pytest
 import requests
+from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.stub import Stubber
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import func, select
 
 from models import (
@@ -21,12 +22,8 @@ from models import (
     AwsAccount,
     Budget,
     CollectionRun,
-    CommitmentReport,
-    CostAnomaly,
     CostDimensionDaily,
     CostFact,
-    CostForecast,
-    Recommendation,
     Resource,
     ResourceUtilisation,
 )
@@ -312,6 +309,26 @@ def test_a_failing_kind_is_explained_and_the_kinds_that_worked_are_kept(session,
     assert event.outcome == "failure" and event.details["failed_kinds"] == ["forecast"]
 
 
+def test_the_jobs_soft_time_limit_inside_a_step_stops_the_collection(session, moto, monkeypatch):
+    # Celery raises SoftTimeLimitExceeded wherever the job is at that moment: here, in a call to AWS.
+    real_call = BaseClient._make_api_call
+    operations: list[str] = []
+
+    def call(client, operation, params):  # type: ignore[no-untyped-def]
+        operations.append(operation)
+        if operation == "DescribeBudgets":
+            raise SoftTimeLimitExceeded()
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", call)
+    profile_id = _role_profile(session, _source_profile(session), "777777777777")
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        _collect(session, moto, profile_id, kinds={"budgets", "inventory"})
+
+    assert "DescribeBudgets" in operations and "DescribeInstances" not in operations
+
+
 def test_a_linked_profile_leaves_costs_to_its_payer_profile(session, moto):
     source = _source_profile(session)
     payer_id = _role_profile(session, source, "999999999999")
@@ -430,209 +447,3 @@ def test_inventory_and_cpu_utilisation_come_from_ec2_rds_elb_and_cloudwatch(sess
             assert usage[(rows[resource].id, today - dt.timedelta(days=days_ago))] == (
                 Decimal(low + days_ago + 10), Decimal(low + days_ago + 20))
     assert len(usage) == 6 and first.rows_by_kind["utilisation"] == 6
-
-
-# -- Cost Explorer APIs moto lacks: botocore's Stubber, responses validated against the model -------
-
-
-@pytest.fixture()
-def ce():  # type: ignore[no-untyped-def]
-    """A real Cost Explorer client whose requests are counted and answered by a Stubber."""
-    client = boto3.client("ce", region_name="us-east-1", aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
-    meter = collectors.RequestMeter()
-    meter.attach(client)
-    with Stubber(client) as stubber:
-        yield client, stubber, meter
-        stubber.assert_no_pending_responses()
-
-
-def test_forecast_to_month_end_is_stored(session, ce):
-    # moto does not implement GetCostForecast
-    client, stubber, meter = ce
-    stubber.add_response("get_cost_forecast", {
-        "Total": {"Amount": "18234.5678901234", "Unit": "USD"},
-        "ForecastResultsByTime": [{"TimePeriod": {"Start": "2025-03-10", "End": "2025-04-01"},
-                                   "MeanValue": "18234.5678901234", "PredictionIntervalLowerBound": "16011.2",
-                                   "PredictionIntervalUpperBound": "20457.9"}]},
-        {"TimePeriod": {"Start": "2025-03-10", "End": "2025-04-01"}, "Metric": "UNBLENDED_COST",
-         "Granularity": "MONTHLY", "PredictionIntervalLevel": 80})
-
-    outcome = collectors.collect_forecast(session, ce=client, profile_id=None, payer_account_id="123456789012",
-                                          today=TODAY)
-
-    row = session.scalar(select(CostForecast))
-    assert outcome.rows == 1 and (meter.ce_requests, meter.ce_cost) == (1, Decimal("0.01"))
-    assert (row.mean, row.lower_bound, row.upper_bound) == (Decimal("18234.5678901234"), Decimal("16011.2"),
-                                                            Decimal("20457.9"))
-    assert (row.period_start, row.period_end, row.metric) == (TODAY, dt.date(2025, 4, 1), "UNBLENDED_COST")
-
-
-def _anomaly(anomaly_id: str, start: str, **impact: float) -> dict:
-    return {"AnomalyId": anomaly_id, "AnomalyStartDate": start, "AnomalyEndDate": start,
-            "DimensionValue": "Amazon Elastic Compute Cloud - Compute",
-            "RootCauses": [{"Service": "Amazon Elastic Compute Cloud - Compute", "Region": "eu-west-1",
-                            "LinkedAccount": "111122223333", "LinkedAccountName": "prod",
-                            "UsageType": "EUW1-BoxUsage:m5.4xlarge"}],
-            "AnomalyScore": {"MaxScore": 0.87, "CurrentScore": 0.41}, "Impact": impact,
-            "MonitorArn": "arn:aws:ce::123456789012:anomalymonitor/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab",
-            "Feedback": "YES"}
-
-
-def test_anomalies_are_upserted_across_pages_and_a_throttled_page_is_not_asked_for_twice(session, ce, monkeypatch):
-    # moto does not implement GetAnomalies
-    monkeypatch.setattr(collectors, "THROTTLE_BACKOFF_SECONDS", (0.0, 0.0, 0.0))
-    client, stubber, meter = ce
-    interval = {"StartDate": "2024-12-10", "EndDate": "2025-03-10"}
-    first = _anomaly("a-1", "2025-02-20", MaxImpact=120.5, TotalImpact=310.25, TotalActualSpend=410.25,
-                     TotalExpectedSpend=100.0, TotalImpactPercentage=310.25)
-    second = _anomaly("a-2", "2025-03-02", MaxImpact=40.0, TotalImpact=64.5)
-    for _ in range(2):
-        stubber.add_response("get_anomalies", {"Anomalies": [first], "NextPageToken": "page-2"},
-                             {"DateInterval": interval})
-        stubber.add_client_error("get_anomalies", "LimitExceededException", "Rate exceeded", 400)
-        stubber.add_response("get_anomalies", {"Anomalies": [second]},
-                             {"DateInterval": interval, "NextPageToken": "page-2"})
-
-    outcome = collectors.collect_anomalies(session, ce=client, payer_account_id="123456789012", today=TODAY)
-    session.scalar(select(CostAnomaly).where(CostAnomaly.usage_date == dt.date(2025, 2, 20))).status = "acknowledged"
-    again = collectors.collect_anomalies(session, ce=client, payer_account_id="123456789012", today=TODAY)
-
-    rows = {a.details["anomaly_id"]: a for a in session.scalars(select(CostAnomaly))}
-    assert (outcome.rows, again.rows, sorted(rows)) == (2, 2, ["a-1", "a-2"])
-    assert (meter.ce_requests, meter.ce_pages) == (6, 4)  # the throttled attempt is counted: an upper bound
-    assert (rows["a-1"].actual_cost, rows["a-1"].expected_cost, rows["a-1"].status) == (
-        Decimal("410.25"), Decimal("100.0"), "acknowledged")
-    assert (rows["a-2"].actual_cost - rows["a-2"].expected_cost, rows["a-2"].source) == (Decimal("64.5"), "aws")
-    assert rows["a-2"].usage_account_id == "111122223333" and rows["a-2"].service.startswith("Amazon Elastic")
-
-
-def _utilisation(start: str, end: str, percent: str) -> dict:
-    return {"TimePeriod": {"Start": start, "End": end}, "Groups": [], "Total": {
-        "UtilizationPercentage": percent, "PurchasedHours": "1488", "TotalActualHours": "1413.6",
-        "UnusedHours": "74.4", "OnDemandCostOfRIHoursUsed": "135.71", "NetRISavings": "41.23",
-        "TotalPotentialRISavings": "48.37", "AmortizedUpfrontFee": "0", "AmortizedRecurringFee": "94.48",
-        "TotalAmortizedFee": "94.48", "RICostForUnusedHours": "4.97", "RealizedSavings": "41.23",
-        "UnrealizedSavings": "7.14"}}
-
-
-def test_ri_and_savings_plan_reports_and_purchase_advice_are_stored(session, ce):
-    # moto implements none of GetReservationUtilization, GetReservationCoverage, GetSavingsPlansUtilization,
-    # GetSavingsPlansCoverage, GetReservationPurchaseRecommendation, GetSavingsPlansPurchaseRecommendation
-    client, stubber, meter = ce
-    period = {"TimePeriod": {"Start": "2025-02-01", "End": "2025-03-10"}, "Granularity": "MONTHLY"}
-    months = (("2025-02-01", "2025-03-01"), ("2025-03-01", "2025-03-10"))
-    stubber.add_response("get_reservation_utilization", {
-        "UtilizationsByTime": [_utilisation(*months[0], "95"), _utilisation(*months[1], "93.12")],
-        "Total": _utilisation(*months[0], "94.3")["Total"]}, period)
-    coverage = {"CoverageHours": {"OnDemandHours": "500", "ReservedHours": "1500", "TotalRunningHours": "2000",
-                                  "CoverageHoursPercentage": "75"}, "CoverageCost": {"OnDemandCost": "48.00"}}
-    stubber.add_response("get_reservation_coverage", {
-        "CoveragesByTime": [{"TimePeriod": {"Start": s, "End": e}, "Groups": [], "Total": coverage} for s, e in months],
-        "Total": coverage}, period)
-    used = {"TotalCommitment": "720", "UsedCommitment": "684", "UnusedCommitment": "36", "UtilizationPercentage": "95"}
-    stubber.add_response("get_savings_plans_utilization", {
-        "SavingsPlansUtilizationsByTime": [{"TimePeriod": {"Start": s, "End": e}, "Utilization": used,
-                                            "Savings": {"NetSavings": "210.5", "OnDemandCostEquivalent": "894.5"},
-                                            "AmortizedCommitment": {"TotalAmortizedCommitment": "684"}}
-                                           for s, e in months],
-        "Total": {"Utilization": used}}, period)
-    stubber.add_response("get_savings_plans_coverage", {"SavingsPlansCoverages": [
-        {"Attributes": {}, "TimePeriod": {"Start": s, "End": e},
-         "Coverage": {"SpendCoveredBySavingsPlans": "684", "OnDemandCost": "316", "TotalCost": "1000",
-                      "CoveragePercentage": "68.4"}} for s, e in months]}, period)
-    advice = {"AccountScope": "PAYER", "LookbackPeriodInDays": "THIRTY_DAYS", "TermInYears": "ONE_YEAR",
-              "PaymentOption": "NO_UPFRONT"}
-    stubber.add_response("get_reservation_purchase_recommendation", {
-        "Metadata": {"RecommendationId": "ri-1", "GenerationTimestamp": "2025-03-09T04:11:52Z"},
-        "Recommendations": [{**advice, "ServiceSpecification": {"EC2Specification": {"OfferingClass": "STANDARD"}},
-                             "RecommendationDetails": [{
-                                 "AccountId": "111122223333",
-                                 "InstanceDetails": {"EC2InstanceDetails": {
-                                     "Family": "m5", "InstanceType": "m5.large", "Region": "eu-west-1",
-                                     "Platform": "Linux/UNIX", "Tenancy": "shared", "CurrentGeneration": True,
-                                     "SizeFlexEligible": True}},
-                                 "RecommendedNumberOfInstancesToPurchase": "4", "AverageUtilization": "97.1",
-                                 "EstimatedMonthlySavingsAmount": "98.5540000000",
-                                 "EstimatedMonthlySavingsPercentage": "35.2", "EstimatedMonthlyOnDemandCost": "280.32",
-                                 "UpfrontCost": "0", "RecurringStandardMonthlyCost": "181.77", "CurrencyCode": "USD"}],
-                             "RecommendationSummary": {"TotalEstimatedMonthlySavingsAmount": "98.554",
-                                                       "CurrencyCode": "USD"}}]},
-        {"Service": "Amazon Elastic Compute Cloud - Compute", **advice})
-    stubber.add_response("get_reservation_purchase_recommendation", {
-        "Metadata": {"RecommendationId": "ri-2", "GenerationTimestamp": "2025-03-09T04:11:52Z"},
-        "Recommendations": []}, {"Service": "Amazon Relational Database Service", **advice})
-    stubber.add_response("get_savings_plans_purchase_recommendation", {
-        "Metadata": {"RecommendationId": "sp-1", "GenerationTimestamp": "2025-03-09T04:11:52Z"},
-        "SavingsPlansPurchaseRecommendation": {
-            **{k: v for k, v in advice.items()}, "SavingsPlansType": "COMPUTE_SP",
-            "SavingsPlansPurchaseRecommendationDetails": [{
-                "AccountId": "111122223333", "HourlyCommitmentToPurchase": "0.850", "UpfrontCost": "0",
-                "EstimatedMonthlySavingsAmount": "155.1250000000", "EstimatedSavingsPercentage": "22.1",
-                "EstimatedSPCost": "620.5", "EstimatedOnDemandCost": "775.625", "EstimatedROI": "25.0",
-                "EstimatedAverageUtilization": "99.2", "CurrencyCode": "USD"}]}},
-        {"SavingsPlansType": "COMPUTE_SP", "TermInYears": "ONE_YEAR", "PaymentOption": "NO_UPFRONT",
-         "LookbackPeriodInDays": "THIRTY_DAYS", "AccountScope": "PAYER"})
-
-    outcome = collectors.collect_commitments(session, ce=client, profile_id=None, payer_account_id="123456789012",
-                                             today=TODAY)
-
-    reports = {(r.kind, r.period_start): r.percentage for r in session.scalars(select(CommitmentReport))}
-    assert reports == {("ri_utilisation", FEBRUARY): Decimal("95"), ("ri_utilisation", MARCH): Decimal("93.12"),
-                       ("ri_coverage", FEBRUARY): Decimal("75"), ("ri_coverage", MARCH): Decimal("75"),
-                       ("sp_utilisation", FEBRUARY): Decimal("95"), ("sp_utilisation", MARCH): Decimal("95"),
-                       ("sp_coverage", FEBRUARY): Decimal("68.4"), ("sp_coverage", MARCH): Decimal("68.4")}
-    advice_rows = {r.kind: r for r in session.scalars(select(Recommendation))}
-    assert advice_rows["ri_purchase"].estimated_monthly_savings == Decimal("98.554")
-    assert advice_rows["ri_purchase"].summary.startswith("Reserve 4 x m5.large")
-    assert advice_rows["sp_purchase"].estimated_monthly_savings == Decimal("155.125")
-    assert (outcome.rows, meter.ce_requests, meter.ce_cost) == (10, 7, Decimal("0.07"))
-
-
-def test_rightsizing_advice_names_the_instance_and_the_monthly_saving(session, ce):
-    # moto does not implement GetRightsizingRecommendation
-    client, stubber, meter = ce
-    def instance(resource_id: str, size: str, cost: str) -> dict:
-        return {"ResourceId": resource_id, "InstanceName": "batch", "Tags": [],
-                "ResourceDetails": {"EC2ResourceDetails": {"HourlyOnDemandRate": "0.192", "InstanceType": size,
-                                                           "Platform": "Linux/UNIX", "Region": "eu-west-1",
-                                                           "Vcpu": "4", "Memory": "16 GiB"}},
-                "ResourceUtilization": {"EC2ResourceUtilization": {"MaxCpuUtilizationPercentage": "7"}},
-                "TotalRunningHoursInLookbackPeriod": "336", "MonthlyCost": cost, "CurrencyCode": "USD"}
-    stubber.add_response("get_rightsizing_recommendation", {
-        "Metadata": {"RecommendationId": "rs-1", "GenerationTimestamp": "2025-03-09T04:11:52Z",
-                     "LookbackPeriodInDays": "FOURTEEN_DAYS"},
-        "Summary": {"TotalRecommendationCount": "2", "EstimatedTotalMonthlySavingsAmount": "210.24",
-                    "SavingsCurrencyCode": "USD", "SavingsPercentage": "60"},
-        "RightsizingRecommendations": [
-            {"AccountId": "111122223333", "CurrentInstance": instance("i-0abc", "m5.xlarge", "140.16"),
-             "RightsizingType": "MODIFY", "FindingReasonCodes": ["CPU_OVER_PROVISIONED"],
-             "ModifyRecommendationDetail": {"TargetInstances": [{
-                 "EstimatedMonthlyCost": "70.08", "EstimatedMonthlySavings": "70.08", "CurrencyCode": "USD",
-                 "DefaultTargetInstance": True,
-                 "ResourceDetails": {"EC2ResourceDetails": {"InstanceType": "m5.large"}}}]}},
-            {"AccountId": "111122223333", "CurrentInstance": instance("i-0def", "m5.xlarge", "140.16"),
-             "RightsizingType": "TERMINATE",
-             "TerminateRecommendationDetail": {"EstimatedMonthlySavings": "140.16", "CurrencyCode": "USD"}}],
-        "Configuration": {"RecommendationTarget": "SAME_INSTANCE_FAMILY", "BenefitsConsidered": True}},
-        {"Service": "AmazonEC2", "Configuration": {"RecommendationTarget": "SAME_INSTANCE_FAMILY",
-                                                   "BenefitsConsidered": True}})
-
-    outcome = collectors.collect_rightsizing(session, ce=client, profile_id=None)
-
-    rows = {r.resource_id: r for r in session.scalars(select(Recommendation))}
-    assert (outcome.rows, meter.ce_requests) == (2, 1)
-    assert (rows["i-0abc"].summary, rows["i-0abc"].estimated_monthly_savings) == (
-        "Resize i-0abc from m5.xlarge to m5.large", Decimal("70.08"))
-    assert (rows["i-0def"].summary, rows["i-0def"].estimated_monthly_savings) == (
-        "Terminate i-0def (m5.xlarge): it is idle", Decimal("140.16"))
-
-
-def test_an_account_outside_an_organisation_is_a_note_not_an_error(session):
-    # moto answers ListAccounts with an empty list where AWS raises AWSOrganizationsNotInUseException
-    client = boto3.client("organizations", region_name="us-east-1", aws_access_key_id=KEY_ID,
-                          aws_secret_access_key=SECRET)
-    with Stubber(client) as stubber:
-        stubber.add_client_error("list_accounts", "AWSOrganizationsNotInUseException",
-                                 "Your account is not a member of an organization.", 400)
-        outcome = collectors.collect_accounts(session, organizations=client, payer_account_id="123456789012")
-    assert outcome.rows == 0 and "not in an AWS organisation" in (outcome.note or "")
