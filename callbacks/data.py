@@ -22,11 +22,12 @@ _ROLE_ONLY = ("role_arn", "source_profile_id", "external_id")
 _KEYS_ONLY = ("access_key_id", "secret_access_key")
 
 
-def _queued(view: lifecycle.TaskView, what: str) -> object:
+def _queued(started: lifecycle.StartedJob, what: str) -> object:
+    view = started.view
     if view.status == "awaiting_approval":
         return layout.message(f"{what} waits for approval: {view.step}.", color="warning",
                               link=("Follow it", f"/jobs/{view.id}"))
-    notice = f" {lifecycle.QUEUE_DOWN_NOTICE}" if lifecycle.publish([view.id]) else ""
+    notice = f" {started.notice}" if started.notice else ""
     return layout.message(f"{what} started as job #{view.id}.{notice}", color="success",
                           link=("Watch it", f"/jobs/{view.id}"))
 
@@ -86,10 +87,7 @@ def collect(n_clicks: int | None, profile_id: int | None) -> object:
 
 
 def _submit(kind: str, parameters: dict[str, Any], what: str) -> object:
-    with database.session_scope() as session:
-        view = lifecycle.submit_job(session, actor=current_actor(), kind=kind, parameters=parameters,
-                                    policy=lifecycle.current_policy())
-    return _queued(view, what)
+    return _queued(lifecycle.start_job(actor=current_actor(), kind=kind, parameters=parameters), what)
 
 
 def upload(contents: str | None, file_name: str | None) -> object:

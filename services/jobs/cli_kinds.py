@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from services import database
+from services import database, months
 from services.aws import profiles
 from services.aws.credentials import ProfileCredentials
 from services.costs import ingest
@@ -179,10 +179,8 @@ def _snapshot_periods(command: CliCommand, today: dt.date) -> tuple[dt.date, dt.
     figures are not whole months of all costs (a day range, or a tag filter)."""
     if not isinstance(command, commands.AwsFinopsCost) or command.tags or command.time_range_days is not None:
         return None
-    current = today.replace(day=1)
-    if command.last_month:
-        current = (current - dt.timedelta(days=1)).replace(day=1)
-    return current, (current - dt.timedelta(days=1)).replace(day=1)
+    current = months.add_months(today, -1 if command.last_month else 0)
+    return current, months.add_months(current, -1)
 
 
 def _snapshot_costs(ctx: JobContext, report: aws_finops.FinopsCostReport,
