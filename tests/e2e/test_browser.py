@@ -92,3 +92,18 @@ def test_running_job_can_be_cancelled(page, stack):
     expect(page.locator("#job-rebuild-start")).to_be_enabled()
     page.goto(f"{stack.base_url}/jobs")
     expect(page.locator("#job-history tbody tr").first).to_contain_text("cancelled")
+
+
+def test_the_api_docs_page_lists_every_operation_and_tries_one(page, embedded_stack, tmp_path):
+    sign_in(page, embedded_stack)
+    page.goto(f"{embedded_stack.base_url}/api/v1/docs/")
+    expect(page.locator(".opblock")).to_have_count(19)
+    tasks = page.locator(".opblock-get", has_text="/api/v1/tasks/").first
+    tasks.locator(".opblock-summary").click()
+    tasks.locator("button.try-out__btn").click()
+    tasks.locator("button.execute").click()
+    expect(tasks.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
+    for width in (1280, 820):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(tmp_path / f"api-docs-{width}.png"), full_page=False)
+    assert not [e for e in page.console_errors if "Content Security Policy" in e], page.console_errors
