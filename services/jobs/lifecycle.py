@@ -266,11 +266,13 @@ def validate_parameters(spec: JobKind, parameters: dict[str, object]) -> BaseMod
 
 
 def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[str, object],
-               policy: ApprovalPolicy = ApprovalPolicy()) -> TaskView:  # noqa: B008 - frozen dataclass
+               policy: ApprovalPolicy | None = None) -> TaskView:
     """Validate and record a job; it waits for approval when a rule says so, else it is queued.
 
-    The caller commits, then publishes the job (never before the row is committed).
+    Without a policy the configured one applies. The caller commits, then publishes the job (never
+    before the row is committed).
     """
+    policy = policy or current_policy()
     spec = check_may_submit(actor, kind)
     params = validate_parameters(spec, parameters)
     reasons = policy.reasons(spec, params)
@@ -419,6 +421,11 @@ def set_progress(session: Session, *, task_id: int, progress: int, step: str) ->
 
 # --- execution -------------------------------------------------------------------------------
 
+def heartbeat_seconds() -> float:
+    """Return how often a running job renews its lease: three times a lease, from the configured one."""
+    return max(1.0, LEASE_SECONDS / 3)
+
+
 def worker_id() -> str:
     """Identify this process for leases."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -434,8 +441,10 @@ class ClaimOutcome:
 
 
 def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None = None,
-          lease_seconds: int = LEASE_SECONDS) -> ClaimOutcome:
+          lease_seconds: int | None = None) -> ClaimOutcome:
     """Take a queued job, or one whose lease ran out, in one atomic update."""
+    # Read at call time: a default argument would keep the value of import time, not the configured one.
+    lease_seconds = lease_seconds or LEASE_SECONDS
     now = now or utcnow()
     claimable = or_(Task.status == "queued", (Task.status == "running") & (Task.lease_expires_at < now))
     result = session.execute(
@@ -582,7 +591,7 @@ def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameter
     cancel = threading.Event()
     ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel, report=report,
                      attempt=attempt)
-    heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=max(1.0, LEASE_SECONDS / 4))
+    heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=heartbeat_seconds())
     heartbeat.start()
     started, cpu_started = time.monotonic(), time.process_time()
     status, error, summary = "succeeded", None, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -114,6 +115,38 @@ def test_job_that_keeps_losing_its_worker_fails_after_max_attempts(people):
     assert task.status == "failed" and "gave up after 3 attempts" in task.error
 
 
+@pytest.fixture()
+def ten_minute_lease(monkeypatch):
+    """Configure a lease of ten minutes the way the app does at start (restored after the test)."""
+    for name in ("LEASE_SECONDS", "_publisher", "_policy"):
+        monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
+    lifecycle.configure(lease_seconds=600)
+    return 600
+
+
+def _lease_left(task_id):
+    with database.session_scope() as s:
+        return (s.scalar(select(Task.lease_expires_at).where(Task.id == task_id)) - utcnow()).total_seconds()
+
+
+def test_claim_and_heartbeat_follow_the_configured_lease(people, ten_minute_lease):
+    view = _submit(people["eve"])
+    with database.session_scope() as s:
+        assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    assert _lease_left(view.id) > ten_minute_lease - 30
+    # The heartbeat renews well before the lease runs out (three beats a lease).
+    assert lifecycle.heartbeat_seconds() == ten_minute_lease / 3
+
+
+def test_job_submitted_without_a_policy_follows_the_configured_one(people, monkeypatch):
+    for name in ("LEASE_SECONDS", "_publisher", "_policy"):
+        monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
+    lifecycle.configure(lease_seconds=60, policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=Decimal("0.10")))
+    with database.session_scope() as s:
+        view = lifecycle.submit_job(s, actor=people["eve"], kind="test.steps", parameters={"ce_requests": 50})
+    assert view.status == "awaiting_approval" and "$0.50 exceed $0.10" in view.step
+
+
 def test_cancel_before_start_needs_no_worker(people):
     view = _submit(people["eve"])
     with database.session_scope() as s:
@@ -122,7 +155,7 @@ def test_cancel_before_start_needs_no_worker(people):
 
 
 def test_cancel_of_a_running_job_reaches_its_worker(people, monkeypatch):
-    monkeypatch.setattr(lifecycle, "LEASE_SECONDS", 4)  # heartbeat every second
+    monkeypatch.setattr(lifecycle, "LEASE_SECONDS", 4)  # a heartbeat every 1.3 seconds
     view = _submit(people["eve"], steps=200, seconds_per_step=0.05)
     runner = threading.Thread(target=lifecycle.execute_task, args=(view.id,), kwargs={"owner": "w1"})
     runner.start()
