@@ -5,8 +5,8 @@ The life of a job: ``submit_job`` records it (``awaiting_approval`` when a rule 
 ``execute_task`` claims it atomically with a lease (so a redelivered message never runs a job
 twice), renews the lease from a heartbeat thread that also notices cancel requests, runs the
 kind's executor, and finishes it only while it still holds the lease (so exactly one result is
-kept). Jobs whose lease ran out (a worker killed mid-job) are claimed again, up to
-``max_attempts``.
+kept). Leases are timed by the database's clock, never a worker's. Jobs whose lease ran out (a
+worker killed mid-job) are claimed again, up to ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
 from models.base import utcnow
 from models.task import FINISHED_STATES
+from models.types import db_now
 from services import audit, database
 from services.costs import rollups
 from services.costs.ingest import bump_data_version
@@ -440,18 +441,26 @@ class ClaimOutcome:
     retry_in: float | None = None
 
 
+def _clock(now: dt.datetime | None, plus_seconds: float = 0.0) -> ColumnElement[dt.datetime] | dt.datetime:
+    """Lease time: the database's clock, or a given time (tests stepping past a lease).
+
+    Not this process's clock: workers' clocks drift apart, and one running fast would take another
+    worker's live job, one running slow would hand out leases that are over already.
+    """
+    return db_now(plus_seconds) if now is None else now + dt.timedelta(seconds=plus_seconds)
+
+
 def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None = None,
           lease_seconds: int | None = None) -> ClaimOutcome:
-    """Take a queued job, or one whose lease ran out, in one atomic update."""
+    """Take a queued job, or one whose lease ran out (by the database's clock), in one atomic update."""
     # Read at call time: a default argument would keep the value of import time, not the configured one.
     lease_seconds = lease_seconds or LEASE_SECONDS
-    now = now or utcnow()
-    claimable = or_(Task.status == "queued", (Task.status == "running") & (Task.lease_expires_at < now))
+    claimable = or_(Task.status == "queued", (Task.status == "running") & (Task.lease_expires_at < _clock(now)))
     result = session.execute(
         update(Task).where(Task.id == task_id, claimable, Task.attempts < Task.max_attempts,
                            Task.cancel_requested_at.is_(None))
-        .values(status="running", lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                attempts=Task.attempts + 1, started_at=now)
+        .values(status="running", lease_owner=owner, lease_expires_at=_clock(now, lease_seconds),
+                attempts=Task.attempts + 1, started_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]  # a CursorResult
@@ -461,8 +470,12 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
         return ClaimOutcome(False, "no such job")
     if task.status in FINISHED_STATES:
         return ClaimOutcome(False, f"already {task.status}")
-    if task.status == "running" and task.lease_expires_at and task.lease_expires_at >= now:
-        return ClaimOutcome(False, "running elsewhere", (task.lease_expires_at - now).total_seconds() + 1)
+    if task.status == "running" and task.lease_expires_at:
+        lease_now = now or session.scalar(select(db_now()))
+        assert lease_now is not None  # noqa: S101 - a SELECT of the clock returns a row
+        if task.lease_expires_at >= lease_now:
+            return ClaimOutcome(False, "running elsewhere", (task.lease_expires_at - lease_now).total_seconds() + 1)
+    now = now or utcnow()
     if task.attempts >= task.max_attempts:
         task.status, task.finished_at = "failed", now
         task.error = f"gave up after {task.attempts} attempts (the worker stopped each time)"
@@ -476,10 +489,9 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
 
 def claim_next(session: Session, *, owner: str, now: dt.datetime | None = None) -> int | None:
     """Claim the oldest runnable job (the embedded worker's queue is the table itself)."""
-    now = now or utcnow()
     candidates = session.scalars(
         select(Task.id).where(or_(Task.status == "queued",
-                                  (Task.status == "running") & (Task.lease_expires_at < now)))
+                                  (Task.status == "running") & (Task.lease_expires_at < _clock(now))))
         .order_by(Task.id).limit(5)
     ).all()
     for task_id in candidates:
@@ -490,18 +502,17 @@ def claim_next(session: Session, *, owner: str, now: dt.datetime | None = None) 
 
 def stale_task_ids(session: Session, *, now: dt.datetime | None = None, unpublished_after: int = 60) -> list[int]:
     """Jobs to publish (again): queued but never handed over or not picked up, or whose lease ran out."""
-    now = now or utcnow()
-    cutoff = now - dt.timedelta(seconds=unpublished_after)
+    cutoff = _clock(now, -unpublished_after)
     return list(session.scalars(select(Task.id).where(or_(
         (Task.status == "queued") & (or_(Task.published_at.is_(None), Task.published_at < cutoff)),
-        (Task.status == "running") & (Task.lease_expires_at < now),
+        (Task.status == "running") & (Task.lease_expires_at < _clock(now)),
     )).order_by(Task.id).limit(500)))
 
 
 def mark_published(session: Session, *, task_ids: list[int]) -> None:
     """Record that jobs were handed to the broker."""
     if task_ids:
-        session.execute(update(Task).where(Task.id.in_(task_ids)).values(published_at=utcnow()))
+        session.execute(update(Task).where(Task.id.in_(task_ids)).values(published_at=db_now()))
 
 
 class _Heartbeat(threading.Thread):
@@ -525,7 +536,7 @@ class _Heartbeat(threading.Thread):
             renewed = session.execute(
                 update(Task).where(Task.id == self.task_id, Task.lease_owner == self.owner,
                                    Task.status == "running")
-                .values(lease_expires_at=utcnow() + dt.timedelta(seconds=LEASE_SECONDS))
+                .values(lease_expires_at=db_now(LEASE_SECONDS)).execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]  # a CursorResult
             cancel_at = session.scalar(select(Task.cancel_requested_at).where(Task.id == self.task_id))
         if not renewed:
@@ -684,7 +695,7 @@ def run_here(*, actor: Actor, kind: str, parameters: dict[str, object], report: 
     with database.session_scope() as session:
         task = Task(kind=kind, owner_id=actor.user_id, parameters=params.model_dump(mode="json"), status="running",
                     queued_at=now, started_at=now, attempts=1, lease_owner=owner, step="Started",
-                    lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS))
+                    lease_expires_at=db_now(LEASE_SECONDS))
         session.add(task)
         session.flush()
         task_id = task.id

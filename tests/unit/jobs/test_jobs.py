@@ -138,6 +138,34 @@ def test_claim_and_heartbeat_follow_the_configured_lease(people, ten_minute_leas
     assert lifecycle.heartbeat_seconds() == ten_minute_lease / 3
 
 
+def test_a_worker_whose_clock_runs_fast_cannot_take_a_live_job(people, monkeypatch):
+    view = _submit(people["eve"])
+    with database.session_scope() as s:
+        assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    ahead = utcnow() + dt.timedelta(hours=1)
+    monkeypatch.setattr(lifecycle, "utcnow", lambda: ahead)  # this worker's clock is an hour fast
+    with database.session_scope() as s:
+        outcome = lifecycle.claim(s, task_id=view.id, owner="w2")
+        assert lifecycle.claim_next(s, owner="w3") is None
+        assert lifecycle.stale_task_ids(s) == []
+    assert not outcome.claimed and outcome.reason == "running elsewhere"
+    assert 0 < outcome.retry_in <= lifecycle.LEASE_SECONDS + 1
+    assert _task(view.id).lease_owner == "w1"
+
+
+def test_a_lease_taken_by_a_worker_whose_clock_runs_slow_is_live(people, monkeypatch):
+    view = _submit(people["eve"])
+    behind = utcnow() - dt.timedelta(hours=1)
+    with monkeypatch.context() as slow:
+        slow.setattr(lifecycle, "utcnow", lambda: behind)  # the claiming worker's clock is an hour slow
+        with database.session_scope() as s:
+            assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    with database.session_scope() as s:
+        outcome = lifecycle.claim(s, task_id=view.id, owner="w2")
+    assert not outcome.claimed and outcome.reason == "running elsewhere"
+    assert _lease_left(view.id) > 0
+
+
 def test_job_submitted_without_a_policy_follows_the_configured_one(people, monkeypatch):
     for name in ("LEASE_SECONDS", "_publisher", "_policy"):
         monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
