@@ -1,4 +1,5 @@
-"""Column types shared by the models: exact money on every database, UTC timestamps."""
+"""Column types shared by the models (exact money on every database, UTC timestamps), and the few SQL
+functions that must read the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Numeric, String, literal, types
+from sqlalchemy import Float, Integer, Numeric, String, literal, types
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -112,3 +113,26 @@ def _db_now_default(element: db_now, compiler: Any, **kw: Any) -> str:
 def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
     # %f is seconds with three decimals; the literal 000 pads it to the six digits of microseconds.
     return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {compiler.process(element.clauses, **kw)} || ' seconds')"
+
+
+class text_tail(GenericFunction[str]):  # noqa: N801 - SQL function names are lower case
+    """The last ``length`` characters of a text (all of it when shorter), on every database."""
+
+    type = String()
+    name = "text_tail"
+    inherit_cache = True
+
+    def __init__(self, value: Any, length: int) -> None:
+        super().__init__(value, literal(int(length), Integer()))
+
+
+@compiles(text_tail)
+def _text_tail_default(element: text_tail, compiler: Any, **kw: Any) -> str:
+    value, length = (compiler.process(c, **kw) for c in element.clauses)
+    return f"right({value}, {length})"
+
+
+@compiles(text_tail, "sqlite")
+def _text_tail_sqlite(element: text_tail, compiler: Any, **kw: Any) -> str:
+    value, length = (compiler.process(c, **kw) for c in element.clauses)
+    return f"substr({value}, -({length}))"

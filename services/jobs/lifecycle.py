@@ -24,13 +24,13 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
 from models.base import utcnow
 from models.task import FINISHED_STATES
-from models.types import db_now
+from models.types import db_now, text_tail
 from services import audit, database
 from services.costs import rollups
 from services.costs.ingest import bump_data_version
@@ -143,9 +143,7 @@ class JobContext:
     def log(self, line: str) -> None:
         """Append a line to the job's log, readable while it runs."""
         with database.session_scope() as session:
-            task = session.get(Task, self.task_id)
-            if task is not None:
-                _append_log(task, line)
+            append_log(session, task_id=self.task_id, line=line)
 
     def add_result(self, name: str, *, data: dict[str, object] | None = None, path: str | None = None,
                    content_type: str = "application/json", size: int = 0) -> None:
@@ -313,7 +311,7 @@ def decide_approval(session: Session, *, actor: Actor, task_id: int, approve: bo
     else:
         task.status, task.finished_at, task.step = "cancelled", utcnow(), "Rejected"
         task.error = f"rejected: {comment}"
-    _append_log(task, f"{'approved' if approve else 'rejected'} by {actor.username}: {comment}")
+    append_log(session, task_id=task_id, line=f"{'approved' if approve else 'rejected'} by {actor.username}: {comment}")
     audit.record(session, actor=actor, action="job.approve" if approve else "job.reject", object_type="task",
                  object_id=task_id, details={"comment": comment, "requester": task.owner_id})
     return _view(task)
@@ -329,7 +327,7 @@ def request_cancel(session: Session, *, actor: Actor, task_id: int) -> TaskView:
     task.cancel_requested_at = utcnow()
     if task.status in ("pending", "awaiting_approval", "queued"):
         task.status, task.finished_at, task.error = "cancelled", utcnow(), "cancelled by the user"
-    _append_log(task, f"cancel requested by {actor.username}")
+    append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
     audit.record(session, actor=actor, action="job.cancel", object_type="task", object_id=task_id)
     return _view(task)
 
@@ -405,19 +403,25 @@ def can_cancel(task: TaskView, *, actor: Actor) -> bool:
 
 # --- progress --------------------------------------------------------------------------------
 
-def _append_log(task: Task, line: str) -> None:
+def _appended(line: str) -> ColumnElement[str]:
+    """The log with a line added, as SQL: the database appends under its row lock, so writers at the
+    same time lose nothing (a read, then a write of the whole log, kept only the last writer's line).
+    Only the newest MAX_LOG_CHARS characters stay."""
     stamp = utcnow().strftime("%H:%M:%S")
-    task.log = ((task.log or "") + f"{stamp} {line}\n")[-MAX_LOG_CHARS:]
+    return text_tail(func.coalesce(Task.log, "") + f"{stamp} {line}\n", MAX_LOG_CHARS)
+
+
+def append_log(session: Session, *, task_id: int, line: str) -> None:
+    """Append a line to a job's log in one statement."""
+    session.execute(update(Task).where(Task.id == task_id).values(log=_appended(line))
+                    .execution_options(synchronize_session=False))
 
 
 def set_progress(session: Session, *, task_id: int, progress: int, step: str) -> None:
     """Store a job's progress percentage and current step, and log the step."""
-    task = session.get(Task, task_id)
-    if task is None:
-        return
-    task.progress = max(0, min(100, progress))
-    task.step = step[:255]
-    _append_log(task, step)
+    session.execute(update(Task).where(Task.id == task_id)
+                    .values(progress=max(0, min(100, progress)), step=step[:255], log=_appended(step))
+                    .execution_options(synchronize_session=False))
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -479,7 +483,7 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
     if task.attempts >= task.max_attempts:
         task.status, task.finished_at = "failed", now
         task.error = f"gave up after {task.attempts} attempts (the worker stopped each time)"
-        _append_log(task, task.error)
+        append_log(session, task_id=task_id, line=task.error)
         return ClaimOutcome(False, "attempts exhausted")
     if task.cancel_requested_at is not None:
         task.status, task.finished_at, task.error = "cancelled", now, "cancelled by the user"
@@ -588,7 +592,7 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     """Log the start and return what the run needs; None when the job may not run (it is failed)."""
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just claimed in this transaction
-    _append_log(task, f"started on {owner} (attempt {task.attempts})")
+    append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
     try:
         actor = owner_actor(session, owner_id=task.owner_id)
     except PermissionDenied as exc:
@@ -659,7 +663,7 @@ def finish(session: Session, *, task_id: int, owner: str | None, actor: Actor, s
     session.refresh(task)
     # Exactly one run's results stand: those of a run cut off before it could finish go.
     session.execute(delete(TaskResult).where(TaskResult.task_id == task_id, TaskResult.attempt != task.attempts))
-    _append_log(task, f"finished: {status}" + (f" ({error})" if error else ""))
+    append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
     session.merge(TaskMetrics(task_id=task_id, wall_seconds=wall_seconds, cpu_seconds=cpu_seconds,
                               peak_memory_bytes=peak_memory, aws_requests=aws_requests))
     audit.record(session, actor=actor, action=f"job.{status}", object_type="task", object_id=task_id,

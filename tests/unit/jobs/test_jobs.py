@@ -175,6 +175,46 @@ def test_job_submitted_without_a_policy_follows_the_configured_one(people, monke
     assert view.status == "awaiting_approval" and "$0.50 exceed $0.10" in view.step
 
 
+def test_two_writers_logging_at_once_lose_no_line(people):
+    view = _submit(people["eve"])
+    lines, start, errors = 40, threading.Barrier(2), []
+
+    def write(name):
+        # Each writer is a thread of its own, and each line is written in a session of its own.
+        ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+        start.wait()
+        try:
+            for i in range(lines):
+                ctx.log(f"{name} line {i}")
+                ctx.progress(i, f"{name} step {i}")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    log = _task(view.id).log.splitlines()
+    assert errors == []
+    for name in ("a", "b"):
+        assert [line.split(" ", 1)[1] for line in log if line.split(" ", 1)[1].startswith(f"{name} line")] == [
+            f"{name} line {i}" for i in range(lines)]
+        assert sum(1 for line in log if f" {name} step " in line) == lines
+
+
+def test_log_keeps_its_newest_characters_up_to_the_cap(people, monkeypatch):
+    monkeypatch.setattr(lifecycle, "MAX_LOG_CHARS", 100)
+    view = _submit(people["eve"])
+    ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+    for i in range(30):
+        ctx.log(f"line {i:02d}")
+    log = _task(view.id).log
+    assert len(log) == 100 and log.endswith(" line 29\n")
+    with database.session_scope() as s:
+        assert lifecycle.get_log(s, actor=people["eve"], task_id=view.id) == log
+
+
 def test_cancel_before_start_needs_no_worker(people):
     view = _submit(people["eve"])
     with database.session_scope() as s:
