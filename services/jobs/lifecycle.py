@@ -143,7 +143,7 @@ class JobContext:
     def log(self, line: str) -> None:
         """Append a line to the job's log, readable while it runs."""
         with database.session_scope() as session:
-            append_log(session, task_id=self.task_id, line=line)
+            _append_log(session, task_id=self.task_id, line=line)
 
     def add_result(self, name: str, *, data: dict[str, object] | None = None, path: str | None = None,
                    content_type: str = "application/json", size: int = 0) -> None:
@@ -311,7 +311,8 @@ def decide_approval(session: Session, *, actor: Actor, task_id: int, approve: bo
     else:
         task.status, task.finished_at, task.step = "cancelled", utcnow(), "Rejected"
         task.error = f"rejected: {comment}"
-    append_log(session, task_id=task_id, line=f"{'approved' if approve else 'rejected'} by {actor.username}: {comment}")
+    decision = "approved" if approve else "rejected"
+    _append_log(session, task_id=task_id, line=f"{decision} by {actor.username}: {comment}")
     audit.record(session, actor=actor, action="job.approve" if approve else "job.reject", object_type="task",
                  object_id=task_id, details={"comment": comment, "requester": task.owner_id})
     return _view(task)
@@ -327,7 +328,7 @@ def request_cancel(session: Session, *, actor: Actor, task_id: int) -> TaskView:
     task.cancel_requested_at = utcnow()
     if task.status in ("pending", "awaiting_approval", "queued"):
         task.status, task.finished_at, task.error = "cancelled", utcnow(), "cancelled by the user"
-    append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
+    _append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
     audit.record(session, actor=actor, action="job.cancel", object_type="task", object_id=task_id)
     return _view(task)
 
@@ -411,7 +412,7 @@ def _appended(line: str) -> ColumnElement[str]:
     return text_tail(func.coalesce(Task.log, "") + f"{stamp} {line}\n", MAX_LOG_CHARS)
 
 
-def append_log(session: Session, *, task_id: int, line: str) -> None:
+def _append_log(session: Session, *, task_id: int, line: str) -> None:
     """Append a line to a job's log in one statement."""
     session.execute(update(Task).where(Task.id == task_id).values(log=_appended(line))
                     .execution_options(synchronize_session=False))
@@ -427,7 +428,7 @@ def set_progress(session: Session, *, task_id: int, progress: int, step: str) ->
 # --- execution -------------------------------------------------------------------------------
 
 def heartbeat_seconds() -> float:
-    """Return how often a running job renews its lease: three times a lease, from the configured one."""
+    """Return how often a running job renews its lease: every third of the configured lease."""
     return max(1.0, LEASE_SECONDS / 3)
 
 
@@ -483,7 +484,7 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
     if task.attempts >= task.max_attempts:
         task.status, task.finished_at = "failed", now
         task.error = f"gave up after {task.attempts} attempts (the worker stopped each time)"
-        append_log(session, task_id=task_id, line=task.error)
+        _append_log(session, task_id=task_id, line=task.error)
         return ClaimOutcome(False, "attempts exhausted")
     if task.cancel_requested_at is not None:
         task.status, task.finished_at, task.error = "cancelled", now, "cancelled by the user"
@@ -592,7 +593,7 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     """Log the start and return what the run needs; None when the job may not run (it is failed)."""
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just claimed in this transaction
-    append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
+    _append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
     try:
         actor = owner_actor(session, owner_id=task.owner_id)
     except PermissionDenied as exc:
@@ -663,7 +664,7 @@ def finish(session: Session, *, task_id: int, owner: str | None, actor: Actor, s
     session.refresh(task)
     # Exactly one run's results stand: those of a run cut off before it could finish go.
     session.execute(delete(TaskResult).where(TaskResult.task_id == task_id, TaskResult.attempt != task.attempts))
-    append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
+    _append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
     session.merge(TaskMetrics(task_id=task_id, wall_seconds=wall_seconds, cpu_seconds=cpu_seconds,
                               peak_memory_bytes=peak_memory, aws_requests=aws_requests))
     audit.record(session, actor=actor, action=f"job.{status}", object_type="task", object_id=task_id,
