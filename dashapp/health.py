@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
+import sqlalchemy.exc
+from celery import Celery
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import session as web_session
+from flask_login import current_user
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,9 +21,17 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+from dashapp.security import has_metrics_token
 from services import health
 
+logger = logging.getLogger(__name__)
+
 bp = Blueprint("health", __name__)
+
+#: How long one answer of the workers serves /health/ (per web process).
+WORKERS_CHECK_SECONDS = 10.0
+_WORKERS_CHECK = "finops_health_workers"
+_clock = time.monotonic
 
 REQUESTS = Counter("finops_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("finops_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -45,6 +58,11 @@ def _check_workers() -> health.Check:
     celery_app = current_app.extensions.get("celery")
     if celery_app is None:
         return health.Check("workers", True, "embedded (background processes)")
+    cached: health.CachedCheck = current_app.extensions[_WORKERS_CHECK]
+    return cached.get(lambda: _ask_workers(celery_app), now=_clock())
+
+
+def _ask_workers(celery_app: Celery) -> health.Check:
     from dashapp.celery_app import INTERACTIVE_QUEUE, JOBS_QUEUE
 
     try:
@@ -63,10 +81,26 @@ _DEGRADED = {"cache": "Redis is unreachable: rate limits count in each web proce
                       "queries are answered without the cache until it is back."}
 
 
+def _may_see_details() -> bool:
+    """Tell whether the caller may read what each part runs and why one fails: as for /metrics/,
+    the scrape token or a signed-in user. Anyone else learns only ok or degraded per part."""
+    if has_metrics_token():
+        return True
+    if "sid" not in web_session:  # no sign-in to look up (and the database may be the part that is away)
+        return False
+    try:
+        return bool(current_user.is_authenticated)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        logger.warning("health: could not load the signed-in user, answering without details: %s", exc)
+        return False
+
+
 def _as_json(checks: list[health.Check]) -> tuple[Response, int]:
     ok = all(c.is_ok for c in checks)
+    detailed = _may_see_details()
     body = {"status": "ok" if ok else "unhealthy",
-            "checks": {c.name: {"ok": c.is_ok, "detail": c.detail} for c in checks},
+            "checks": {c.name: {"ok": c.is_ok, "status": "ok" if c.is_ok else "degraded",
+                                **({"detail": c.detail} if detailed else {})} for c in checks},
             "warnings": [_DEGRADED[c.name] for c in checks if not c.is_ok and c.name in _DEGRADED]}
     return jsonify(body), 200 if ok else 503
 
@@ -103,6 +137,7 @@ def metrics() -> Response:
 
 def init_app(app: Flask) -> None:
     """Register the probes and count every request."""
+    app.extensions[_WORKERS_CHECK] = health.CachedCheck(seconds=WORKERS_CHECK_SECONDS)
     app.register_blueprint(bp)
 
     @app.before_request

@@ -64,7 +64,7 @@ def _guard() -> Response | None:
         return None
     if current_user.is_authenticated:
         return None
-    if path.startswith("/metrics/") and _has_metrics_token():
+    if path.startswith("/metrics/") and has_metrics_token():
         return None
     if path.startswith(MACHINE_PREFIXES) or request.method != "GET":
         from dashapp.api.problems import problem
@@ -73,7 +73,8 @@ def _guard() -> Response | None:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))  # type: ignore[return-value]  # a redirect is a Response
 
 
-def _has_metrics_token() -> bool:
+def has_metrics_token() -> bool:
+    """Tell whether the request carries the configured scrape token (of /metrics/ and health details)."""
     import hmac
 
     from flask import current_app

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     #: Jobs over more profiles than this wait for approval.
     JOB_APPROVAL_MAX_PROFILES: int = Field(default=5, ge=1)
     #: Seconds a worker's claim on a job lasts without a heartbeat (a killed worker's job is
-    #: taken over after this).
+    #: taken over after this; a running job's heartbeat renews it every third of it).
     JOB_LEASE_SECONDS: int = Field(default=60, ge=2, le=3600)
     #: How often beat re-publishes jobs the broker never delivered or a dead worker left behind.
     JOB_REPUBLISH_SECONDS: float = Field(default=30.0, ge=1, le=3600)

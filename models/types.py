@@ -1,4 +1,5 @@
-"""Column types shared by the models: exact money on every database, UTC timestamps."""
+"""Column types shared by the models (exact money on every database, UTC timestamps), and the few SQL
+functions that must read the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String, types
+from sqlalchemy import Float, Integer, Numeric, String, literal, types
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -83,3 +84,55 @@ def _money_sum_default(element: money_sum, compiler: Any, **kw: Any) -> str:
 @compiles(money_sum, "sqlite")
 def _money_sum_sqlite(element: money_sum, compiler: Any, **kw: Any) -> str:
     return f"COALESCE(decsum({compiler.process(element.clauses, **kw)}), '0')"
+
+
+class db_now(GenericFunction[dt.datetime]):  # noqa: N801 - SQL function names are lower case
+    """The database server's current UTC time, plus some seconds, in the form UTCDateTime stores.
+
+    Leases are stored and compared with this rather than a process's clock: the clocks of several
+    workers drift apart, the database's is one. On SQLite the value is text of the form SQLAlchemy
+    writes a UTCDateTime in (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), so that text comparisons with
+    stored values order correctly; ``CURRENT_TIMESTAMP`` there has no fraction of a second.
+    """
+
+    type = UTCDateTime()
+    name = "db_now"
+    inherit_cache = True
+
+    def __init__(self, plus_seconds: float = 0.0) -> None:
+        super().__init__(literal(float(plus_seconds), Float()))
+
+
+@compiles(db_now)
+def _db_now_default(element: db_now, compiler: Any, **kw: Any) -> str:
+    # statement_timestamp(), not now(): the time of this statement, not of the transaction's start.
+    return f"(statement_timestamp() + {compiler.process(element.clauses, **kw)} * INTERVAL '1 second')"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    # %f is seconds with three decimals; the literal 000 pads it to the six digits of microseconds.
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {compiler.process(element.clauses, **kw)} || ' seconds')"
+
+
+class text_tail(GenericFunction[str]):  # noqa: N801 - SQL function names are lower case
+    """The last ``length`` characters of a text (all of it when shorter), on every database."""
+
+    type = String()
+    name = "text_tail"
+    inherit_cache = True
+
+    def __init__(self, value: Any, length: int) -> None:
+        super().__init__(value, literal(int(length), Integer()))
+
+
+@compiles(text_tail)
+def _text_tail_default(element: text_tail, compiler: Any, **kw: Any) -> str:
+    value, length = (compiler.process(c, **kw) for c in element.clauses)
+    return f"right({value}, {length})"
+
+
+@compiles(text_tail, "sqlite")
+def _text_tail_sqlite(element: text_tail, compiler: Any, **kw: Any) -> str:
+    value, length = (compiler.process(c, **kw) for c in element.clauses)
+    return f"substr({value}, -({length}))"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -17,6 +19,25 @@ class Check:
     name: str
     is_ok: bool
     detail: str
+
+
+class CachedCheck:
+    """A check answered from memory for some seconds, and run by one caller at a time: a probe that
+    asks every worker (a broadcast over the broker) must not do so on every hit."""
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._check: Check | None = None
+        self._checked_at = 0.0
+
+    def get(self, run: Callable[[], Check], *, now: float) -> Check:
+        """Return the last outcome while it is fresh, else run the check again (``now`` in seconds of
+        a monotonic clock)."""
+        with self._lock:
+            if self._check is None or now - self._checked_at >= self.seconds:
+                self._check, self._checked_at = run(), now
+            return self._check
 
 
 def check_database() -> Check:

@@ -9,7 +9,14 @@ from typing import Literal
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -310,14 +317,15 @@ def get_credentials(session: Session, *, actor: Actor, profile_id: int, purpose:
     )
 
 
-def boto_session(credentials: ProfileCredentials, *, endpoint_url: str | None = None) -> boto3.Session:
+def boto_session(credentials: ProfileCredentials, *, endpoint_url: str | None = None,
+                 config: Config | None = None) -> boto3.Session:
     """Return a boto3 session for the credentials, assuming the role when the profile has one."""
     base = boto3.Session(aws_access_key_id=credentials.access_key_id,
                          aws_secret_access_key=credentials.secret_access_key,
                          aws_session_token=credentials.session_token, region_name=credentials.region)
     if not credentials.role_arn:
         return base
-    sts = base.client("sts", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+    sts = base.client("sts", endpoint_url=endpoint_url, config=config or _CLIENT_CONFIG)
     extra = {"ExternalId": credentials.external_id} if credentials.external_id else {}
     assumed = sts.assume_role(RoleArn=credentials.role_arn, RoleSessionName="finops-dashboard",
                               **extra)["Credentials"]
@@ -326,6 +334,9 @@ def boto_session(credentials: ProfileCredentials, *, endpoint_url: str | None = 
 
 
 _CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "adaptive"}, connect_timeout=5, read_timeout=20)
+#: The connection test runs inside a web request: one retry and short timeouts, so that it answers in
+#: seconds (with the job settings above a silent endpoint held the page for over a minute).
+_TEST_CONFIG = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=3)
 _ERROR_WORDS = {
     "InvalidClientTokenId": "AWS does not recognise this access key id. Check it, or create a new key.",
     "SignatureDoesNotMatch": "The secret access key does not match the access key id. Enter the secret again.",
@@ -345,6 +356,9 @@ def explain(exc: Exception, *, region: str) -> str:
         return _ERROR_WORDS.get(code, f"AWS refused the request ({code}).")
     if isinstance(exc, EndpointConnectionError):
         return f"Cannot reach AWS in region {region}. Check the region and the network path to AWS."
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return (f"AWS did not answer in time in region {region}. Check the network path to AWS (proxy, "
+                "firewall), then test again.")
     if isinstance(exc, NoCredentialsError):
         return "The profile has no credentials."
     return f"The connection test failed ({type(exc).__name__})."
@@ -358,8 +372,8 @@ def test_connection(session: Session, *, actor: Actor, profile_id: int,
     credentials = get_credentials(session, actor=actor, profile_id=profile_id, purpose="connection test")
     profile = _get(session, actor=actor, profile_id=profile_id)
     try:
-        client = boto_session(credentials, endpoint_url=endpoint_url).client(
-            "sts", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+        client = boto_session(credentials, endpoint_url=endpoint_url, config=_TEST_CONFIG).client(
+            "sts", endpoint_url=endpoint_url, config=_TEST_CONFIG)
         identity = client.get_caller_identity()
     except (ClientError, BotoCoreError) as exc:
         logger.info("connection test of profile %s failed: %s", profile.name, type(exc).__name__)

@@ -5,8 +5,8 @@ The life of a job: ``submit_job`` records it (``awaiting_approval`` when a rule 
 ``execute_task`` claims it atomically with a lease (so a redelivered message never runs a job
 twice), renews the lease from a heartbeat thread that also notices cancel requests, runs the
 kind's executor, and finishes it only while it still holds the lease (so exactly one result is
-kept). Jobs whose lease ran out (a worker killed mid-job) are claimed again, up to
-``max_attempts``.
+kept). Leases are timed by the database's clock, never a worker's. Jobs whose lease ran out (a
+worker killed mid-job) are claimed again, up to ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
 from models.base import utcnow
 from models.task import FINISHED_STATES
+from models.types import db_now, text_tail
 from services import audit, database
 from services.aws import profiles
 from services.costs import rollups
@@ -145,9 +146,7 @@ class JobContext:
     def log(self, line: str) -> None:
         """Append a line to the job's log, readable while it runs."""
         with database.session_scope() as session:
-            task = session.get(Task, self.task_id)
-            if task is not None:
-                _append_log(task, line)
+            _append_log(session, task_id=self.task_id, line=line)
 
     def add_result(self, name: str, *, data: dict[str, object] | None = None, path: str | None = None,
                    content_type: str = "application/json", size: int = 0) -> None:
@@ -269,11 +268,13 @@ def validate_parameters(spec: JobKind, parameters: dict[str, object]) -> BaseMod
 
 
 def submit_job(session: Session, *, actor: Actor, kind: str, parameters: dict[str, object],
-               policy: ApprovalPolicy = ApprovalPolicy()) -> TaskView:  # noqa: B008 - frozen dataclass
+               policy: ApprovalPolicy | None = None) -> TaskView:
     """Validate and record a job; it waits for approval when a rule says so, else it is queued.
 
-    The caller commits, then publishes the job (never before the row is committed).
+    Without a policy the configured one applies. The caller commits, then publishes the job (never
+    before the row is committed).
     """
+    policy = policy or current_policy()
     spec = check_may_submit(actor, kind)
     params = validate_parameters(spec, parameters)
     for profile_id in spec.profile_ids(params):  # refused now, not when a worker runs it
@@ -315,7 +316,8 @@ def decide_approval(session: Session, *, actor: Actor, task_id: int, approve: bo
     else:
         task.status, task.finished_at, task.step = "cancelled", utcnow(), "Rejected"
         task.error = f"rejected: {comment}"
-    _append_log(task, f"{'approved' if approve else 'rejected'} by {actor.username}: {comment}")
+    decision = "approved" if approve else "rejected"
+    _append_log(session, task_id=task_id, line=f"{decision} by {actor.username}: {comment}")
     audit.record(session, actor=actor, action="job.approve" if approve else "job.reject", object_type="task",
                  object_id=task_id, details={"comment": comment, "requester": task.owner_id})
     return _view(task)
@@ -331,7 +333,7 @@ def request_cancel(session: Session, *, actor: Actor, task_id: int) -> TaskView:
     task.cancel_requested_at = utcnow()
     if task.status in ("pending", "awaiting_approval", "queued"):
         task.status, task.finished_at, task.error = "cancelled", utcnow(), "cancelled by the user"
-    _append_log(task, f"cancel requested by {actor.username}")
+    _append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
     audit.record(session, actor=actor, action="job.cancel", object_type="task", object_id=task_id)
     return _view(task)
 
@@ -365,7 +367,7 @@ class StartedJob:
 def start_job(*, actor: Actor, kind: str, parameters: dict[str, object]) -> StartedJob:
     """Record a job in its own transaction, then hand it to the workers once that has committed."""
     with database.session_scope() as session:
-        view = submit_job(session, actor=actor, kind=kind, parameters=parameters, policy=current_policy())
+        view = submit_job(session, actor=actor, kind=kind, parameters=parameters)
     is_unpublished = view.status == "queued" and publish([view.id]) > 0
     return StartedJob(view=view, notice=QUEUE_DOWN_NOTICE if is_unpublished else None)
 
@@ -434,22 +436,33 @@ def can_cancel(task: TaskView, *, actor: Actor) -> bool:
 
 # --- progress --------------------------------------------------------------------------------
 
-def _append_log(task: Task, line: str) -> None:
+def _appended(line: str) -> ColumnElement[str]:
+    """The log with a line added, as SQL: the database appends under its row lock, so writers at the
+    same time lose nothing (a read, then a write of the whole log, kept only the last writer's line).
+    Only the newest MAX_LOG_CHARS characters stay."""
     stamp = utcnow().strftime("%H:%M:%S")
-    task.log = ((task.log or "") + f"{stamp} {line}\n")[-MAX_LOG_CHARS:]
+    return text_tail(func.coalesce(Task.log, "") + f"{stamp} {line}\n", MAX_LOG_CHARS)
+
+
+def _append_log(session: Session, *, task_id: int, line: str) -> None:
+    """Append a line to a job's log in one statement."""
+    session.execute(update(Task).where(Task.id == task_id).values(log=_appended(line))
+                    .execution_options(synchronize_session=False))
 
 
 def set_progress(session: Session, *, task_id: int, progress: int, step: str) -> None:
     """Store a job's progress percentage and current step, and log the step."""
-    task = session.get(Task, task_id)
-    if task is None:
-        return
-    task.progress = max(0, min(100, progress))
-    task.step = step[:255]
-    _append_log(task, step)
+    session.execute(update(Task).where(Task.id == task_id)
+                    .values(progress=max(0, min(100, progress)), step=step[:255], log=_appended(step))
+                    .execution_options(synchronize_session=False))
 
 
 # --- execution -------------------------------------------------------------------------------
+
+def heartbeat_seconds() -> float:
+    """Return how often a running job renews its lease: every third of the configured lease."""
+    return max(1.0, LEASE_SECONDS / 3)
+
 
 def worker_id() -> str:
     """Identify this process for leases."""
@@ -465,16 +478,26 @@ class ClaimOutcome:
     retry_in: float | None = None
 
 
+def _clock(now: dt.datetime | None, plus_seconds: float = 0.0) -> ColumnElement[dt.datetime] | dt.datetime:
+    """Lease time: the database's clock, or a given time (tests stepping past a lease).
+
+    Not this process's clock: workers' clocks drift apart, and one running fast would take another
+    worker's live job, one running slow would hand out leases that are over already.
+    """
+    return db_now(plus_seconds) if now is None else now + dt.timedelta(seconds=plus_seconds)
+
+
 def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None = None,
-          lease_seconds: int = LEASE_SECONDS) -> ClaimOutcome:
-    """Take a queued job, or one whose lease ran out, in one atomic update."""
-    now = now or utcnow()
-    claimable = or_(Task.status == "queued", (Task.status == "running") & (Task.lease_expires_at < now))
+          lease_seconds: int | None = None) -> ClaimOutcome:
+    """Take a queued job, or one whose lease ran out (by the database's clock), in one atomic update."""
+    # Read at call time: a default argument would keep the value of import time, not the configured one.
+    lease_seconds = lease_seconds or LEASE_SECONDS
+    claimable = or_(Task.status == "queued", (Task.status == "running") & (Task.lease_expires_at < _clock(now)))
     result = session.execute(
         update(Task).where(Task.id == task_id, claimable, Task.attempts < Task.max_attempts,
                            Task.cancel_requested_at.is_(None))
-        .values(status="running", lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                attempts=Task.attempts + 1, started_at=now)
+        .values(status="running", lease_owner=owner, lease_expires_at=_clock(now, lease_seconds),
+                attempts=Task.attempts + 1, started_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]  # a CursorResult
@@ -484,12 +507,16 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
         return ClaimOutcome(False, "no such job")
     if task.status in FINISHED_STATES:
         return ClaimOutcome(False, f"already {task.status}")
-    if task.status == "running" and task.lease_expires_at and task.lease_expires_at >= now:
-        return ClaimOutcome(False, "running elsewhere", (task.lease_expires_at - now).total_seconds() + 1)
+    if task.status == "running" and task.lease_expires_at:
+        lease_now = now or session.scalar(select(db_now()))
+        assert lease_now is not None  # noqa: S101 - a SELECT of the clock returns a row
+        if task.lease_expires_at >= lease_now:
+            return ClaimOutcome(False, "running elsewhere", (task.lease_expires_at - lease_now).total_seconds() + 1)
+    now = now or utcnow()
     if task.attempts >= task.max_attempts:
         task.status, task.finished_at = "failed", now
         task.error = f"gave up after {task.attempts} attempts (the worker stopped each time)"
-        _append_log(task, task.error)
+        _append_log(session, task_id=task_id, line=task.error)
         return ClaimOutcome(False, "attempts exhausted")
     if task.cancel_requested_at is not None:
         task.status, task.finished_at, task.error = "cancelled", now, "cancelled by the user"
@@ -499,10 +526,9 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
 
 def claim_next(session: Session, *, owner: str, now: dt.datetime | None = None) -> int | None:
     """Claim the oldest runnable job (the embedded worker's queue is the table itself)."""
-    now = now or utcnow()
     candidates = session.scalars(
         select(Task.id).where(or_(Task.status == "queued",
-                                  (Task.status == "running") & (Task.lease_expires_at < now)))
+                                  (Task.status == "running") & (Task.lease_expires_at < _clock(now))))
         .order_by(Task.id).limit(5)
     ).all()
     for task_id in candidates:
@@ -513,18 +539,17 @@ def claim_next(session: Session, *, owner: str, now: dt.datetime | None = None) 
 
 def stale_task_ids(session: Session, *, now: dt.datetime | None = None, unpublished_after: int = 60) -> list[int]:
     """Jobs to publish (again): queued but never handed over or not picked up, or whose lease ran out."""
-    now = now or utcnow()
-    cutoff = now - dt.timedelta(seconds=unpublished_after)
+    cutoff = _clock(now, -unpublished_after)
     return list(session.scalars(select(Task.id).where(or_(
         (Task.status == "queued") & (or_(Task.published_at.is_(None), Task.published_at < cutoff)),
-        (Task.status == "running") & (Task.lease_expires_at < now),
+        (Task.status == "running") & (Task.lease_expires_at < _clock(now)),
     )).order_by(Task.id).limit(500)))
 
 
 def mark_published(session: Session, *, task_ids: list[int]) -> None:
     """Record that jobs were handed to the broker."""
     if task_ids:
-        session.execute(update(Task).where(Task.id.in_(task_ids)).values(published_at=utcnow()))
+        session.execute(update(Task).where(Task.id.in_(task_ids)).values(published_at=db_now()))
 
 
 class _Heartbeat(threading.Thread):
@@ -548,7 +573,7 @@ class _Heartbeat(threading.Thread):
             renewed = session.execute(
                 update(Task).where(Task.id == self.task_id, Task.lease_owner == self.owner,
                                    Task.status == "running")
-                .values(lease_expires_at=utcnow() + dt.timedelta(seconds=LEASE_SECONDS))
+                .values(lease_expires_at=db_now(LEASE_SECONDS)).execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]  # a CursorResult
             cancel_at = session.scalar(select(Task.cancel_requested_at).where(Task.id == self.task_id))
         if not renewed:
@@ -600,7 +625,7 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     """Log the start and return what the run needs; None when the job may not run (it is failed)."""
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just claimed in this transaction
-    _append_log(task, f"started on {owner} (attempt {task.attempts})")
+    _append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
     try:
         actor = owner_actor(session, owner_id=task.owner_id)
     except PermissionDenied as exc:
@@ -614,7 +639,7 @@ def _run_claimed(*, task_id: int, owner: str, actor: Actor, kind: str, parameter
     cancel = threading.Event()
     ctx = JobContext(task_id=task_id, actor=actor, parameters=parameters, cancel=cancel, report=report,
                      attempt=attempt)
-    heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=max(1.0, LEASE_SECONDS / 4))
+    heartbeat = _Heartbeat(task_id=task_id, owner=owner, cancel=cancel, interval=heartbeat_seconds())
     heartbeat.start()
     started, cpu_started = time.monotonic(), time.process_time()
     status, error, summary = "succeeded", None, None
@@ -674,7 +699,7 @@ def finish(session: Session, *, task_id: int, owner: str | None, actor: Actor, s
     session.refresh(task)
     # Exactly one run's results stand: those of a run cut off before it could finish go.
     session.execute(delete(TaskResult).where(TaskResult.task_id == task_id, TaskResult.attempt != task.attempts))
-    _append_log(task, f"finished: {status}" + (f" ({error})" if error else ""))
+    _append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
     session.merge(TaskMetrics(task_id=task_id, wall_seconds=wall_seconds, cpu_seconds=cpu_seconds,
                               peak_memory_bytes=peak_memory, aws_requests=aws_requests))
     audit.record(session, actor=actor, action=f"job.{status}", object_type="task", object_id=task_id,
@@ -710,7 +735,7 @@ def run_here(*, actor: Actor, kind: str, parameters: dict[str, object], report: 
     with database.session_scope() as session:
         task = Task(kind=kind, owner_id=actor.user_id, parameters=params.model_dump(mode="json"), status="running",
                     queued_at=now, started_at=now, attempts=1, lease_owner=owner, step="Started",
-                    lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS))
+                    lease_expires_at=db_now(LEASE_SECONDS))
         session.add(task)
         session.flush()
         task_id = task.id

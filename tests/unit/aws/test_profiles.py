@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -104,6 +106,45 @@ def test_unreachable_endpoint_is_explained(session):
     created = profiles.create_profile(session, actor=ADMIN, data=_keys_profile())
     result = profiles.test_connection(session, actor=ADMIN, profile_id=created.id, endpoint_url="http://127.0.0.1:9")
     assert not result.is_ok and "Cannot reach AWS in region eu-west-1" in result.message
+
+
+@pytest.fixture()
+def silent_endpoint():
+    """An endpoint that takes each request and never answers (a stuck proxy or firewall): the URL
+    and the requests it was sent."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    seen, held, stop = [], [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+            conn.settimeout(5)
+            try:
+                seen.append(conn.recv(65536))
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    stop.set()
+    thread.join(5)
+    for conn in [*held, server]:
+        conn.close()
+
+
+def test_connection_test_of_an_endpoint_that_never_answers_gives_up_soon_with_a_clear_reason(session,
+                                                                                             silent_endpoint):
+    url, seen = silent_endpoint
+    created = profiles.create_profile(session, actor=ADMIN, data=_keys_profile())
+    result = profiles.test_connection(session, actor=ADMIN, profile_id=created.id, endpoint_url=url)
+    assert not result.is_ok and "AWS did not answer in time" in result.message and "eu-west-1" in result.message
+    assert 1 <= len(seen) <= 2  # one retry at most: the test answers while its page waits
 
 
 @pytest.mark.parametrize("code, words", [("InvalidClientTokenId", "does not recognise"),

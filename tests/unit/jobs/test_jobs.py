@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -114,6 +115,106 @@ def test_job_that_keeps_losing_its_worker_fails_after_max_attempts(people):
     assert task.status == "failed" and "gave up after 3 attempts" in task.error
 
 
+@pytest.fixture()
+def ten_minute_lease(monkeypatch):
+    """Configure a lease of ten minutes the way the app does at start (restored after the test)."""
+    for name in ("LEASE_SECONDS", "_publisher", "_policy"):
+        monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
+    lifecycle.configure(lease_seconds=600)
+    return 600
+
+
+def _lease_left(task_id):
+    with database.session_scope() as s:
+        return (s.scalar(select(Task.lease_expires_at).where(Task.id == task_id)) - utcnow()).total_seconds()
+
+
+def test_claim_and_heartbeat_follow_the_configured_lease(people, ten_minute_lease):
+    view = _submit(people["eve"])
+    with database.session_scope() as s:
+        assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    assert _lease_left(view.id) > ten_minute_lease - 30
+    # The heartbeat renews well before the lease runs out (three beats a lease).
+    assert lifecycle.heartbeat_seconds() == ten_minute_lease / 3
+
+
+def test_a_worker_whose_clock_runs_fast_cannot_take_a_live_job(people, monkeypatch):
+    view = _submit(people["eve"])
+    with database.session_scope() as s:
+        assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    ahead = utcnow() + dt.timedelta(hours=1)
+    monkeypatch.setattr(lifecycle, "utcnow", lambda: ahead)  # this worker's clock is an hour fast
+    with database.session_scope() as s:
+        outcome = lifecycle.claim(s, task_id=view.id, owner="w2")
+        assert lifecycle.claim_next(s, owner="w3") is None
+        assert lifecycle.stale_task_ids(s) == []
+    assert not outcome.claimed and outcome.reason == "running elsewhere"
+    assert 0 < outcome.retry_in <= lifecycle.LEASE_SECONDS + 1
+    assert _task(view.id).lease_owner == "w1"
+
+
+def test_a_lease_taken_by_a_worker_whose_clock_runs_slow_is_live(people, monkeypatch):
+    view = _submit(people["eve"])
+    behind = utcnow() - dt.timedelta(hours=1)
+    with monkeypatch.context() as slow:
+        slow.setattr(lifecycle, "utcnow", lambda: behind)  # the claiming worker's clock is an hour slow
+        with database.session_scope() as s:
+            assert lifecycle.claim(s, task_id=view.id, owner="w1").claimed
+    with database.session_scope() as s:
+        outcome = lifecycle.claim(s, task_id=view.id, owner="w2")
+    assert not outcome.claimed and outcome.reason == "running elsewhere"
+    assert _lease_left(view.id) > 0
+
+
+def test_job_submitted_without_a_policy_follows_the_configured_one(people, monkeypatch):
+    for name in ("LEASE_SECONDS", "_publisher", "_policy"):
+        monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
+    lifecycle.configure(lease_seconds=60, policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=Decimal("0.10")))
+    with database.session_scope() as s:
+        view = lifecycle.submit_job(s, actor=people["eve"], kind="test.steps", parameters={"ce_requests": 50})
+    assert view.status == "awaiting_approval" and "$0.50 exceed $0.10" in view.step
+
+
+def test_two_writers_logging_at_once_lose_no_line(people):
+    view = _submit(people["eve"])
+    lines, start, errors = 40, threading.Barrier(2), []
+
+    def write(name):
+        # Each writer is a thread of its own, and each line is written in a session of its own.
+        ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+        start.wait()
+        try:
+            for i in range(lines):
+                ctx.log(f"{name} line {i}")
+                ctx.progress(i, f"{name} step {i}")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    log = _task(view.id).log.splitlines()
+    assert errors == []
+    for name in ("a", "b"):
+        assert [line.split(" ", 1)[1] for line in log if line.split(" ", 1)[1].startswith(f"{name} line")] == [
+            f"{name} line {i}" for i in range(lines)]
+        assert sum(1 for line in log if f" {name} step " in line) == lines
+
+
+def test_log_keeps_its_newest_characters_up_to_the_cap(people, monkeypatch):
+    monkeypatch.setattr(lifecycle, "MAX_LOG_CHARS", 100)
+    view = _submit(people["eve"])
+    ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+    for i in range(30):
+        ctx.log(f"line {i:02d}")
+    log = _task(view.id).log
+    assert len(log) == 100 and log.endswith(" line 29\n")
+    with database.session_scope() as s:
+        assert lifecycle.get_log(s, actor=people["eve"], task_id=view.id) == log
+
+
 def test_cancel_before_start_needs_no_worker(people):
     view = _submit(people["eve"])
     with database.session_scope() as s:
@@ -122,7 +223,7 @@ def test_cancel_before_start_needs_no_worker(people):
 
 
 def test_cancel_of_a_running_job_reaches_its_worker(people, monkeypatch):
-    monkeypatch.setattr(lifecycle, "LEASE_SECONDS", 4)  # heartbeat every second
+    monkeypatch.setattr(lifecycle, "LEASE_SECONDS", 4)  # a heartbeat every 1.3 seconds
     view = _submit(people["eve"], steps=200, seconds_per_step=0.05)
     runner = threading.Thread(target=lifecycle.execute_task, args=(view.id,), kwargs={"owner": "w1"})
     runner.start()
