@@ -266,12 +266,25 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations to DATABASE_URL."""
-    url = os.environ.get("DATABASE_URL") or Settings().DATABASE_URL
+    """Apply migrations with MIGRATION_DATABASE_URL (else DATABASE_URL); grant DATABASE_URL's role its rights."""
+    from sqlalchemy import make_url
+
+    from services import database
+
+    settings = Settings()
+    url = os.environ.get("DATABASE_URL") or settings.DATABASE_URL
     if not url:
         click.echo("Error: DATABASE_URL is not set: see .env.template for what it must hold", err=True)
         sys.exit(2)
-    migrate(url, revision)
+    owner_url = os.environ.get("MIGRATION_DATABASE_URL") or settings.MIGRATION_DATABASE_URL or url
+    migrate(owner_url, revision)
+    app_role, owner = make_url(url), make_url(owner_url)
+    if app_role.get_backend_name() == "postgresql" and app_role.username and app_role.username != owner.username:
+        engine = database.make_engine(owner_url)
+        with engine.begin() as connection:
+            database.grant_app_role(connection, role=app_role.username)
+        engine.dispose()
+        click.echo(f"Role {app_role.username} granted the application's rights (audit rows: add and read only).")
     click.echo(f"Database at {revision}.")
 
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     SECRET_KEY: SecretStr | None = None
     DATABASE_URL: str | None = None
+    #: The URL `db upgrade` migrates with: the tables' owner. Empty: DATABASE_URL. When its user
+    #: differs from DATABASE_URL's, that user is granted only what the app needs (see docs/security.md).
+    MIGRATION_DATABASE_URL: str | None = None
     CELERY_BROKER_URL: str | None = None
     REDIS_URL: str | None = None
     ENCRYPTION_KEYS: SecretStr | None = None
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
     INSTANCE_DIR: Path = Path("instance")
     #: Not an environment setting: `finops-dashboard demo` turns it on.
     EMBEDDED: bool = False
+
+    @field_validator("MIGRATION_DATABASE_URL", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An env file's `NAME=` means "use the default", not an empty value.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("RATE_LIMIT_LOGIN", "RATE_LIMIT_API")
     @classmethod

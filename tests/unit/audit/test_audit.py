@@ -65,3 +65,14 @@ def test_postgresql_refuses_updates_to_the_audit_trail(db_url):
     _write_events(1)
     with pytest.raises(Exception, match="append-only"), database.session_scope() as s:
         s.execute(update(AuditLog).values(action="edited"))
+
+
+def test_postgresql_refuses_to_truncate_the_audit_trail(db_url):
+    if database.get_engine().dialect.name != "postgresql":
+        pytest.skip("the append-only triggers are PostgreSQL's")
+    _write_events(1)
+    with pytest.raises(Exception, match="append-only"), database.get_engine().begin() as conn:
+        conn.execute(text("TRUNCATE audit_logs"))
+    with database.session_scope() as s:
+        assert audit.verify_chain(s).rows == 1
+
