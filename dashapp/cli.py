@@ -1,4 +1,4 @@
-"""The ``finops-dashboard`` command: demo, serve, worker, beat, db, create-admin, seed-demo."""
+"""The ``finops-dashboard`` command: demo, serve, worker, beat, db, create-admin, seed-demo, keys, audit."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def _embedded_worker_main(settings: Settings) -> None:
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     _configure_services(settings)
     try:
-        run_embedded_worker()
+        run_embedded_worker(checkpoint_seconds=settings.AUDIT_CHECKPOINT_SECONDS)
     except KeyboardInterrupt:
         return
 
@@ -343,16 +343,35 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Recompute the audit hash chain and report any tampering."""
+    """Recompute the audit hash chain, compare it with the signed checkpoints, report any tampering."""
     from services import audit, database
 
     _configure_services(_settings_or_exit())
     with database.session_scope() as session:
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, checkpoints=audit.read_checkpoints())
     for problem in report.problems:
         click.echo(f"  {problem}")
+    click.echo(f"  {report.checkpoints} checkpoints compared")
     click.echo(f"{report.rows} rows checked: {'intact' if report.is_intact else 'TAMPERED'}")
     sys.exit(0 if report.is_intact else 1)
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Append a signed checkpoint of the audit chain head to AUDIT_CHECKPOINT_PATH."""
+    from services import audit, database
+    from services.errors import DomainError
+
+    settings = _settings_or_exit()
+    _configure_services(settings)
+    try:
+        with database.session_scope() as session:
+            checkpoint = audit.write_checkpoint(session)
+    except DomainError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"Checkpoint written: row {checkpoint.seq} ({checkpoint.row_hash[:12]}...) "
+               f"to {settings.audit_checkpoint_path}")
 
 
 if __name__ == "__main__":
