@@ -351,14 +351,14 @@ def audit_verify() -> None:
         report = audit.verify_chain(session, checkpoints=audit.read_checkpoints())
     for problem in report.problems:
         click.echo(f"  {problem}")
-    click.echo(f"  {report.checkpoints} checkpoints compared")
+    click.echo(f"  {report.checkpoints} checkpoints compared; {report.pending} rows await their place in the chain")
     click.echo(f"{report.rows} rows checked: {'intact' if report.is_intact else 'TAMPERED'}")
     sys.exit(0 if report.is_intact else 1)
 
 
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Append a signed checkpoint of the audit chain head to AUDIT_CHECKPOINT_PATH."""
+    """Chain waiting rows, then append a signed checkpoint of the chain head to AUDIT_CHECKPOINT_PATH."""
     from services import audit, database
     from services.errors import DomainError
 

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 REPUBLISH_SECONDS = 30.0
 SCHEDULE_CHECK_SECONDS = 30.0
+#: How often beat chains audit rows of views that no later writer chained in passing.
+AUDIT_SEAL_SECONDS = 10.0
 AUDIT_CHECKPOINT_SECONDS = 300.0
 
 
@@ -45,6 +47,11 @@ def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECON
             queued = schedules.run_due(session)
         return publish_with(celery, queued).published
 
+    @celery.task(name="audit.seal_pending", ignore_result=True)
+    def seal_pending() -> int:
+        with database.session_scope() as session:
+            return audit.seal_pending(session)
+
     @celery.task(name="audit.write_checkpoint", ignore_result=True)
     def write_checkpoint() -> int:
         with database.session_scope() as session:
@@ -53,6 +60,7 @@ def register_tasks(celery: Celery, *, republish_seconds: float = REPUBLISH_SECON
     celery.conf.beat_schedule = {
         "jobs.publish_pending": {"task": "jobs.publish_pending", "schedule": republish_seconds},
         "schedules.run_due": {"task": "schedules.run_due", "schedule": SCHEDULE_CHECK_SECONDS},
+        "audit.seal_pending": {"task": "audit.seal_pending", "schedule": AUDIT_SEAL_SECONDS},
         "audit.write_checkpoint": {"task": "audit.write_checkpoint", "schedule": checkpoint_seconds},
     }
 

@@ -86,9 +86,11 @@ def after_fork() -> None:
         _pool_pid = os.getpid()
 
 
-#: What the application's role may do on the audit trail: add rows and read them.
+#: What the application's role may do on the audit trail: add rows, read them, and give a row
+#: written without its place in the chain that place (the append-only trigger allows it once).
 _AUDIT_GRANTS = (
     "GRANT SELECT, INSERT ON audit_logs TO {role}",
+    "GRANT UPDATE (seq, prev_hash, row_hash) ON audit_logs TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON audit_chain_head TO {role}",
 )
 

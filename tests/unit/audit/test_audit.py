@@ -119,6 +119,13 @@ def _insert() -> None:
     _set_head_to_last_row()
 
 
+def _insert_pending() -> None:
+    # The app's role may insert: a row awaiting its place in the chain, but not one the app wrote.
+    _owner("INSERT INTO audit_logs (occurred_at, actor_name, action, object_type, object_id, outcome, details, "  # noqa: S608 - a constant of this module
+           "event_mac) SELECT occurred_at, 'mallory', action, object_type, object_id, outcome, details, "
+           f"'{FORGED_HASH}' FROM audit_logs WHERE seq = 1")
+
+
 def _cut_tail() -> None:
     # The probe: keep the first rows, truncate, put them back, and set the head to the last one kept.
     _owner("CREATE TEMPORARY TABLE kept AS SELECT * FROM audit_logs WHERE seq <= 5", "DELETE FROM audit_logs",
@@ -139,10 +146,11 @@ def _rewrite_head() -> None:
     (_delete, "row 2 is missing"),
     (_reorder, "row 2 is out of order"),
     (_insert, "row 3 was inserted"),
+    (_insert_pending, "is not the application's"),
     (_cut_tail, "the chain was cut: it ends at row 5 but the checkpoint"),
     (_truncate, "the trail was truncated: it has no rows but the checkpoint"),
     (_rewrite_head, "the chain ends at row 10 but its head says row 4"),
-], ids=["edit", "delete", "reorder", "insert", "tail-cut", "truncate", "head-rewrite"])
+], ids=["edit", "delete", "reorder", "insert", "insert-pending", "tail-cut", "truncate", "head-rewrite"])
 def test_every_kind_of_tampering_is_found_and_named(db_url, tmp_path, tamper, finding):
     audit.configure(TEST_AUDIT_KEY, checkpoint_path=tmp_path / "checkpoints.jsonl")
     _write_events(10)

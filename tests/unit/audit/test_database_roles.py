@@ -47,13 +47,15 @@ def two_roles(backend: str) -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-def test_the_app_role_appends_and_verifies_the_trail(two_roles):
+def test_the_app_role_appends_seals_and_verifies_the_trail(two_roles):
     _, app_url = two_roles
     database.configure(app_url)
     audit.configure(TEST_AUDIT_KEY)
     with database.session_scope() as s:
         audit.record(s, actor=ALICE, action="auth.login")
-        audit.record(s, actor=ALICE, action="costs.view")
+        audit.record(s, actor=ALICE, action="costs.view", defer_chain=True)
+    with database.session_scope() as s:
+        audit.seal_pending(s)
     with database.session_scope() as s:
         report = audit.verify_chain(s)
     assert report.is_intact and report.rows == 2
@@ -63,12 +65,13 @@ def test_the_app_role_appends_and_verifies_the_trail(two_roles):
     ("TRUNCATE audit_logs", "permission denied"),
     ("UPDATE audit_logs SET action = 'edited'", "permission denied"),
     ("DELETE FROM audit_logs", "permission denied"),
+    ("UPDATE audit_logs SET row_hash = prev_hash WHERE seq = 1", "append-only"),
     ("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only", "must be owner"),
     ("ALTER TABLE audit_logs DISABLE TRIGGER USER", "must be owner"),
     ("DROP TRIGGER audit_logs_no_truncate ON audit_logs", "must be owner"),
     ("TRUNCATE audit_chain_head", "permission denied"),
     ("DELETE FROM audit_chain_head", "permission denied"),
-], ids=["truncate", "update", "delete", "disable-trigger", "disable-all-triggers",
+], ids=["truncate", "update", "delete", "rewrite-a-chained-row", "disable-trigger", "disable-all-triggers",
         "drop-trigger", "truncate-head", "delete-head"])
 def test_the_app_role_cannot_cut_or_rewrite_the_trail(two_roles, sql, refusal):
     _, app_url = two_roles
