@@ -165,7 +165,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["celery"] = make_celery(settings.CELERY_BROKER_URL, settings.REDIS_URL)
         from dashapp.tasks import publish_with, register_tasks
 
-        register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS)
+        register_tasks(app.extensions["celery"], republish_seconds=settings.JOB_REPUBLISH_SECONDS,
+                       checkpoint_seconds=settings.AUDIT_CHECKPOINT_SECONDS)
         celery_app = app.extensions["celery"]
         lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=lifecycle.current_policy(),
                        publisher=lambda task_ids: publish_with(celery_app, task_ids).published)

@@ -1,4 +1,4 @@
-"""The ``finops-dashboard`` command: demo, serve, worker, beat, db, create-admin, seed-demo."""
+"""The ``finops-dashboard`` command: demo, serve, worker, beat, db, create-admin, seed-demo, keys, audit."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def _embedded_worker_main(settings: Settings) -> None:
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     _configure_services(settings)
     try:
-        run_embedded_worker()
+        run_embedded_worker(checkpoint_seconds=settings.AUDIT_CHECKPOINT_SECONDS)
     except KeyboardInterrupt:
         return
 
@@ -266,12 +266,25 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations to DATABASE_URL."""
-    url = os.environ.get("DATABASE_URL") or Settings().DATABASE_URL
+    """Apply migrations with MIGRATION_DATABASE_URL (else DATABASE_URL); grant DATABASE_URL's role its rights."""
+    from sqlalchemy import make_url
+
+    from services import database
+
+    settings = Settings()
+    url = os.environ.get("DATABASE_URL") or settings.DATABASE_URL
     if not url:
         click.echo("Error: DATABASE_URL is not set: see .env.template for what it must hold", err=True)
         sys.exit(2)
-    migrate(url, revision)
+    owner_url = os.environ.get("MIGRATION_DATABASE_URL") or settings.MIGRATION_DATABASE_URL or url
+    migrate(owner_url, revision)
+    app_role, owner = make_url(url), make_url(owner_url)
+    if app_role.get_backend_name() == "postgresql" and app_role.username and app_role.username != owner.username:
+        engine = database.make_engine(owner_url)
+        with engine.begin() as connection:
+            database.grant_app_role(connection, role=app_role.username)
+        engine.dispose()
+        click.echo(f"Role {app_role.username} granted the application's rights (audit rows: add and read only).")
     click.echo(f"Database at {revision}.")
 
 
@@ -330,16 +343,35 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Recompute the audit hash chain and report any tampering."""
+    """Recompute the audit hash chain, compare it with the signed checkpoints, report any tampering."""
     from services import audit, database
 
     _configure_services(_settings_or_exit())
     with database.session_scope() as session:
-        report = audit.verify_chain(session)
+        report = audit.verify_chain(session, checkpoints=audit.read_checkpoints())
     for problem in report.problems:
         click.echo(f"  {problem}")
+    click.echo(f"  {report.checkpoints} checkpoints compared; {report.pending} rows await their place in the chain")
     click.echo(f"{report.rows} rows checked: {'intact' if report.is_intact else 'TAMPERED'}")
     sys.exit(0 if report.is_intact else 1)
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Chain waiting rows, then append a signed checkpoint of the chain head to AUDIT_CHECKPOINT_PATH."""
+    from services import audit, database
+    from services.errors import DomainError
+
+    settings = _settings_or_exit()
+    _configure_services(settings)
+    try:
+        with database.session_scope() as session:
+            checkpoint = audit.write_checkpoint(session)
+    except DomainError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"Checkpoint written: row {checkpoint.seq} ({checkpoint.row_hash[:12]}...) "
+               f"to {settings.audit_checkpoint_path}")
 
 
 if __name__ == "__main__":

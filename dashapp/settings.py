@@ -27,10 +27,19 @@ class Settings(BaseSettings):
 
     SECRET_KEY: SecretStr | None = None
     DATABASE_URL: str | None = None
+    #: The URL `db upgrade` migrates with: the tables' owner. Empty: DATABASE_URL. When its user
+    #: differs from DATABASE_URL's, that user is granted only what the app needs (see docs/security.md).
+    MIGRATION_DATABASE_URL: str | None = None
     CELERY_BROKER_URL: str | None = None
     REDIS_URL: str | None = None
     ENCRYPTION_KEYS: SecretStr | None = None
     AUDIT_HMAC_KEY: SecretStr | None = None
+    #: Signs the checkpoints of the audit chain head. Empty: AUDIT_HMAC_KEY.
+    AUDIT_CHECKPOINT_KEY: SecretStr | None = None
+    #: The append-only file of audit checkpoints. Empty: audit-checkpoints.jsonl in INSTANCE_DIR.
+    AUDIT_CHECKPOINT_PATH: Path | None = None
+    #: How often beat writes an audit checkpoint.
+    AUDIT_CHECKPOINT_SECONDS: float = Field(default=300.0, ge=10, le=86400)
     OAUTH2_CLIENT_ID: str | None = None
     OAUTH2_CLIENT_SECRET: SecretStr | None = None
     OIDC_DISCOVERY_URL: str | None = None
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
     #: Not an environment setting: `finops-dashboard demo` turns it on.
     EMBEDDED: bool = False
 
+    @field_validator("MIGRATION_DATABASE_URL", "AUDIT_CHECKPOINT_KEY", "AUDIT_CHECKPOINT_PATH", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An env file's `NAME=` means "use the default", not an empty path or key.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("RATE_LIMIT_LOGIN", "RATE_LIMIT_API")
     @classmethod
     def _rate(cls, value: str) -> str:
@@ -92,6 +107,10 @@ class Settings(BaseSettings):
     @property
     def cache_url(self) -> str | None:
         return self.REDIS_URL
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.AUDIT_CHECKPOINT_PATH or Path(self.INSTANCE_DIR) / "audit-checkpoints.jsonl"
 
     def keyring(self) -> Keyring:
         """Return the encryption keyring these settings configure."""
@@ -116,6 +135,8 @@ class Settings(BaseSettings):
         audit_key = self.AUDIT_HMAC_KEY.get_secret_value() if self.AUDIT_HMAC_KEY else ""
         if len(audit_key) < 16:
             raise ConfigError("AUDIT_HMAC_KEY is too short: use at least 16 random characters")
+        if self.AUDIT_CHECKPOINT_KEY is not None and len(self.AUDIT_CHECKPOINT_KEY.get_secret_value()) < 16:
+            raise ConfigError("AUDIT_CHECKPOINT_KEY is too short: use at least 16 random characters")
         return self
 
 

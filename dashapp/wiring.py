@@ -17,7 +17,9 @@ def configure_services(settings: Settings) -> None:
     assert settings.DATABASE_URL and settings.ENCRYPTION_KEYS and settings.AUDIT_HMAC_KEY  # noqa: S101 - require_complete() checked them
     database.configure(settings.DATABASE_URL)
     crypto.configure(settings.ENCRYPTION_KEYS.get_secret_value())
-    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value())
+    checkpoint_key = settings.AUDIT_CHECKPOINT_KEY.get_secret_value() if settings.AUDIT_CHECKPOINT_KEY else None
+    audit.configure(settings.AUDIT_HMAC_KEY.get_secret_value(), checkpoint_key=checkpoint_key,
+                    checkpoint_path=settings.audit_checkpoint_path.resolve())
     lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS,
                    policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=settings.JOB_APPROVAL_CE_USD,
                                               max_profiles=settings.JOB_APPROVAL_MAX_PROFILES))

@@ -15,8 +15,8 @@ class AuditLog(Base):
     __tablename__ = "audit_logs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    #: Position in the chain: 1, 2, 3... with no gaps.
-    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    #: Position in the chain: 1, 2, 3... with no gaps; empty until the row is sealed into the chain.
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
     actor_name: Mapped[str] = mapped_column(String(150), default="")
@@ -27,8 +27,10 @@ class AuditLog(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    row_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+    #: HMAC of the event itself, for a row written before its place in the chain (views).
+    event_mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditChainHead(Base):

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -84,6 +84,34 @@ def after_fork() -> None:
     if _engine is not None and _pool_pid != os.getpid():
         _engine.dispose(close=False)
         _pool_pid = os.getpid()
+
+
+#: What the application's role may do on the audit trail: add rows, read them, and give a row
+#: written without its place in the chain that place (the append-only trigger allows it once).
+_AUDIT_GRANTS = (
+    "GRANT SELECT, INSERT ON audit_logs TO {role}",
+    "GRANT UPDATE (seq, prev_hash, row_hash) ON audit_logs TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON audit_chain_head TO {role}",
+)
+
+
+def grant_app_role(connection: Connection, *, role: str) -> None:
+    """Grant a PostgreSQL role the application's rights: rows of every table, but on the audit
+    trail only adding and reading (never TRUNCATE, nor ownership, which ALTER TABLE needs)."""
+    name = connection.dialect.identifier_preparer.quote(role)
+    statements = [
+        f"GRANT USAGE ON SCHEMA public TO {name}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {name}",
+    ]
+    if int(connection.exec_driver_sql("SHOW server_version_num").scalar_one()) >= 170000:
+        # PostgreSQL 17 lets a non-owner ANALYZE (the import does after big loads).
+        statements.append(f"GRANT MAINTAIN ON ALL TABLES IN SCHEMA public TO {name}")
+    statements += [f"REVOKE ALL ON audit_logs, audit_chain_head, alembic_version FROM {name}",
+                   f"GRANT SELECT ON alembic_version TO {name}",
+                   *(grant.format(role=name) for grant in _AUDIT_GRANTS)]
+    for statement in statements:
+        connection.exec_driver_sql(statement)
 
 
 @contextmanager

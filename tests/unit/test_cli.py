@@ -11,7 +11,8 @@ from tests.conftest import TEST_AUDIT_KEY, TEST_KEYS, TEST_SECRET
 from tests.stacks import CLI
 
 COMMANDS = [[], ["demo"], ["serve"], ["worker"], ["beat"], ["db"], ["db", "upgrade"], ["create-admin"],
-            ["seed-demo"], ["audit"], ["audit", "verify"]]
+            ["seed-demo"], ["audit"], ["audit", "verify"],
+            ["audit", "checkpoint"]]
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,3 +56,27 @@ def test_audit_verify_reports_an_intact_chain(db_url):
     _run(["create-admin", "--username", "ops2"], env)
     result = _run(["audit", "verify"], env)
     assert result.returncode == 0 and result.stdout.strip().endswith("intact")
+
+
+def test_audit_checkpoint_lets_verify_find_a_trail_truncated_with_its_head(db_url, tmp_path):
+    from sqlalchemy import text
+
+    from services import database
+
+    env = {"SECRET_KEY": TEST_SECRET, "DATABASE_URL": db_url, "ENCRYPTION_KEYS": TEST_KEYS,
+           "AUDIT_HMAC_KEY": TEST_AUDIT_KEY, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+           "AUDIT_CHECKPOINT_PATH": str(tmp_path / "audit-checkpoints.jsonl")}
+    _run(["create-admin", "--username", "ops3"], env)
+    checkpoint = _run(["audit", "checkpoint"], env)
+    assert checkpoint.returncode == 0 and "Checkpoint written: row 1" in checkpoint.stdout
+    engine = database.get_engine()
+    with engine.begin() as conn:  # as the tables' owner, triggers off
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM audit_logs"))
+        conn.execute(text("DELETE FROM audit_chain_head"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER USER"))
+    result = _run(["audit", "verify"], env)
+    assert result.returncode == 1 and result.stdout.strip().endswith("TAMPERED")
+    assert "the trail was truncated" in result.stdout
