@@ -6,7 +6,7 @@ event_mac) and given that place once, later, under the chain head's lock; the ap
 lets exactly that one change through and refuses every other update and every delete.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-03 06:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
