@@ -27,7 +27,7 @@ from models import (
 from models.types import money_sum
 from services import database
 from services.costs.ingest import FactRow
-from services.demo import generator
+from services.demo import catalogue, generator
 
 TODAY = dt.date(2026, 11, 26)
 SEED = 20241101
@@ -246,7 +246,7 @@ def test_spend_grows_month_on_month(db):
 
 
 def test_dev_accounts_cost_less_at_weekends(db):
-    daily = _daily(db, generator.ACCOUNTS_BY_NAME["acme-dev"].account_id,
+    daily = _daily(db, catalogue.ACCOUNTS_BY_NAME["acme-dev"].account_id,
                    "Amazon Elastic Compute Cloud - Compute")
     spikes = {day for day, *_ in generator.demo_anomalies(today=TODAY, seed=SEED)}
     weekdays = [c for d, c in daily.items() if d.weekday() < 5 and d not in spikes]
@@ -255,7 +255,7 @@ def test_dev_accounts_cost_less_at_weekends(db):
 
 
 def test_a_new_account_and_commitment_purchases_change_spend_in_steps(db):
-    apac = generator.ACCOUNTS_BY_NAME["acme-apac-prod"].account_id
+    apac = catalogue.ACCOUNTS_BY_NAME["acme-apac-prod"].account_id
     apac_days = sorted(set(db.scalars(
         select(CostDailyRollup.usage_date).where(CostDailyRollup.usage_account_id == apac))))
     assert FIRST_DAY < apac_days[0] < TODAY - dt.timedelta(days=180)
@@ -391,7 +391,7 @@ def test_list_cost_is_never_below_unblended(rows):
 
 
 def test_usage_types_carry_the_prefix_of_their_region(rows):
-    prefixes = generator.REGION_PREFIXES
+    prefixes = catalogue.REGION_PREFIXES
     regional = tuple(f"{prefix}-" for prefix in prefixes.values())
     for row in rows:
         if row.region == "global":
