@@ -58,9 +58,9 @@ def test_uploaded_focus_file_is_imported_by_a_job(client, session, tmp_path):
 
 def test_an_import_job_shows_its_progress_as_rows_land_where_the_database_allows(client, session, monkeypatch):
     from services.costs import ingest
-    from services.imports import pipeline
+    from services.imports import _reading
 
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 16_384)
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 16_384)
     monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 100)
     monkeypatch.setattr(ingest, "CHUNK_SIZE", 100)
     shown = []

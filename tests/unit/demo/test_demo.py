@@ -27,7 +27,8 @@ from models import (
 from models.types import money_sum
 from services import database
 from services.costs.ingest import FactRow
-from services.demo import generator
+from services.demo import catalogue, generator
+from services.months import add_months
 
 TODAY = dt.date(2026, 11, 26)
 SEED = 20241101
@@ -80,11 +81,6 @@ def rows(recent: list[tuple[dt.date, list[FactRow]]]) -> list[FactRow]:
     return [row for _, period_rows in recent for row in period_rows]
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
 def _daily(session: Session, account_id: str, service: str) -> dict[dt.date, Decimal]:
     totals: dict[dt.date, Decimal] = defaultdict(Decimal)
     for day, cost in session.execute(
@@ -115,7 +111,7 @@ def test_summary_describes_an_organisation_of_fourteen_months(loaded):
     assert summary.accounts >= 13
     assert summary.services >= 30
     assert summary.regions >= 6
-    assert summary.first_day == FIRST_DAY == _add_months(TODAY.replace(day=1), -(MONTHS - 1))
+    assert summary.first_day == FIRST_DAY == add_months(TODAY.replace(day=1), -(MONTHS - 1))
     assert summary.last_day == TODAY
     assert summary.days == (TODAY - FIRST_DAY).days + 1
     assert 150 <= summary.fact_rows / summary.days <= 400
@@ -240,13 +236,13 @@ def test_spend_grows_month_on_month(db):
         select(CostMonthlyRollup.billing_period, CostMonthlyRollup.amortized_cost)
     ):
         by_month[period] += cost
-    first, last_full = by_month[FIRST_DAY], by_month[_add_months(TODAY.replace(day=1), -1)]
+    first, last_full = by_month[FIRST_DAY], by_month[add_months(TODAY.replace(day=1), -1)]
     # 12 months at 1-3% a month is 13-43% more.
     assert Decimal("1.10") <= last_full / first <= Decimal("1.60")
 
 
 def test_dev_accounts_cost_less_at_weekends(db):
-    daily = _daily(db, generator.ACCOUNTS_BY_NAME["acme-dev"].account_id,
+    daily = _daily(db, catalogue.ACCOUNTS_BY_NAME["acme-dev"].account_id,
                    "Amazon Elastic Compute Cloud - Compute")
     spikes = {day for day, *_ in generator.demo_anomalies(today=TODAY, seed=SEED)}
     weekdays = [c for d, c in daily.items() if d.weekday() < 5 and d not in spikes]
@@ -255,7 +251,7 @@ def test_dev_accounts_cost_less_at_weekends(db):
 
 
 def test_a_new_account_and_commitment_purchases_change_spend_in_steps(db):
-    apac = generator.ACCOUNTS_BY_NAME["acme-apac-prod"].account_id
+    apac = catalogue.ACCOUNTS_BY_NAME["acme-apac-prod"].account_id
     apac_days = sorted(set(db.scalars(
         select(CostDailyRollup.usage_date).where(CostDailyRollup.usage_account_id == apac))))
     assert FIRST_DAY < apac_days[0] < TODAY - dt.timedelta(days=180)
@@ -291,7 +287,7 @@ def test_anomalies_stand_out_against_the_two_weeks_before(db):
 def test_budgets_sit_near_last_month_with_some_over_and_some_under(db):
     budgets = db.scalars(select(Budget).where(Budget.source == "demo")).all()
     assert 5 <= len(budgets) <= 8
-    last_month = _add_months(TODAY.replace(day=1), -1)
+    last_month = add_months(TODAY.replace(day=1), -1)
     in_month = CostDailyRollup.billing_period == last_month
     over = under = 0
     for budget in budgets:
@@ -391,7 +387,7 @@ def test_list_cost_is_never_below_unblended(rows):
 
 
 def test_usage_types_carry_the_prefix_of_their_region(rows):
-    prefixes = generator.REGION_PREFIXES
+    prefixes = catalogue.REGION_PREFIXES
     regional = tuple(f"{prefix}-" for prefix in prefixes.values())
     for row in rows:
         if row.region == "global":

@@ -32,7 +32,7 @@ from models.types import money_sum
 from services import database
 from services.costs import ingest
 from services.errors import InvalidInput
-from services.imports import pipeline
+from services.imports import _reading, formats, pipeline
 
 #: Real third-party data: the FinOps Foundation's FOCUS 1.0 sample, kept in the shared folder
 #: beside the repository (CI clones the repository next to it the same way).
@@ -114,7 +114,7 @@ def _snapshot() -> tuple[object, ...]:
 
 def _sub_account(record: dict[str, str]) -> str:
     raw = record["SubAccountId"]
-    return pipeline.stored_account_id(record["BillingAccountId"] if _missing(raw) else raw)
+    return formats.stored_account_id(record["BillingAccountId"] if _missing(raw) else raw)
 
 
 # --- format detection and account ids ------------------------------------------------------------
@@ -129,7 +129,7 @@ def _sub_account(record: dict[str, str]) -> str:
     (["ChargePeriodStart", "BillingPeriodStart", "EffectiveCost", "ListCost"], "focus"),
 ])
 def test_header_tells_the_format(header, expected):
-    assert pipeline.detect_format(header) == expected
+    assert formats.detect_format(header) == expected
 
 
 @pytest.mark.parametrize("header, message", [
@@ -138,19 +138,19 @@ def test_header_tells_the_format(header, expected):
 ])
 def test_unknown_header_is_refused(header, message):
     with pytest.raises(InvalidInput, match=message):
-        pipeline.detect_format(header)
+        formats.detect_format(header)
 
 
 def test_long_account_ids_are_shortened_stably_and_distinctly():
     azure = "/subscriptions/64e355d7-997c-491d-b0c1-8414dccfcf42"
-    assert pipeline.stored_account_id(azure) == azure  # real ids of other clouds fit unchanged
+    assert formats.stored_account_id(azure) == azure  # real ids of other clouds fit unchanged
     very_long = "/providers/Microsoft.Billing/billingAccounts/" + "a" * 100 + "/8414dccfcf42"
     other = "/providers/Microsoft.Billing/billingAccounts/" + "b" * 100 + "/8414dccfcf42"
-    assert pipeline.stored_account_id("123456789012") == "123456789012"
-    short = pipeline.stored_account_id(very_long)
-    assert len(short) <= 128 and short == pipeline.stored_account_id(very_long)
+    assert formats.stored_account_id("123456789012") == "123456789012"
+    short = formats.stored_account_id(very_long)
+    assert len(short) <= 128 and short == formats.stored_account_id(very_long)
     assert short.startswith("...") and "8414dccfcf42" in short
-    assert short != pipeline.stored_account_id(other)
+    assert short != formats.stored_account_id(other)
 
 
 # --- the FOCUS sample --------------------------------------------------------------------------
@@ -698,8 +698,8 @@ def _awkward_rows(count: int) -> list[list[str]]:
 
 
 def test_awkward_values_land_column_wise_exactly_as_row_by_row(db_url, tmp_path, monkeypatch, row_path_calls):
-    monkeypatch.setattr(pipeline, "ARROW_BLOCK_BYTES", 4096)  # many batches
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "ARROW_BLOCK_BYTES", 4096)  # many batches
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)
     plain = _write_csv(tmp_path / "awkward.csv", AWKWARD_HEADER, _awkward_rows(600))
     with_bom = tmp_path / "bom.csv"
     with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
@@ -711,8 +711,8 @@ def test_awkward_values_land_column_wise_exactly_as_row_by_row(db_url, tmp_path,
 
 def test_what_the_column_wise_pass_cannot_take_goes_row_by_row_from_a_clean_start(db_url, tmp_path, monkeypatch,
                                                                                  row_path_calls):
-    monkeypatch.setattr(pipeline, "ARROW_BLOCK_BYTES", 4096)  # the odd row comes batches after the first
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "ARROW_BLOCK_BYTES", 4096)  # the odd row comes batches after the first
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)
     rows = _awkward_rows(600)
     rows[550][0] = "0.1234567890123456789012345"  # more decimals than Arrow's cast takes; valid all the same
     path = _write_csv(tmp_path / "odd.csv", AWKWARD_HEADER, rows)
@@ -723,8 +723,8 @@ def test_what_the_column_wise_pass_cannot_take_goes_row_by_row_from_a_clean_star
 
 def test_a_bad_row_late_in_a_column_wise_import_is_named_and_nothing_stays(db_url, tmp_path, monkeypatch,
                                                                           row_path_calls):
-    monkeypatch.setattr(pipeline, "ARROW_BLOCK_BYTES", 4096)
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "ARROW_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)
     rows = _awkward_rows(600)
     rows[580][6] = "twelve"  # EffectiveCost
     path = _write_csv(tmp_path / "bad.csv", AWKWARD_HEADER, rows)
@@ -772,7 +772,7 @@ def scans(monkeypatch):
 
 def test_an_export_of_one_period_is_read_once_and_lands_as_row_by_row(db_url, tmp_path, monkeypatch,
                                                                        row_path_calls, scans):
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)  # many batches
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)  # many batches
     march = [r for r in _awkward_rows(600) if r[3].startswith("2025-03")]
     path = _write_csv(tmp_path / "march.csv", AWKWARD_HEADER, march)
     with database.session_scope() as s:
@@ -790,7 +790,7 @@ def test_an_export_of_one_period_is_read_once_and_lands_as_row_by_row(db_url, tm
 
 def test_a_file_that_turns_out_to_hold_two_periods_goes_in_two_passes_and_keeps_one_batch_a_period(
         db_url, tmp_path, monkeypatch, row_path_calls, scans):
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)
     rows = _awkward_rows(300)
     ordered = [r for r in rows if r[3].startswith("2025-03")] + [r for r in rows if r[3].startswith("2025-04")]
     path = _write_csv(tmp_path / "two.csv", AWKWARD_HEADER, ordered)  # April only batches after the first
@@ -821,7 +821,7 @@ def test_exports_of_two_billing_accounts_for_one_month_replace_only_their_own_ro
 
 @pytest.mark.parametrize("compress", [False, True], ids=["csv", "gzip"])
 def test_a_one_pass_import_reports_the_share_of_the_file_read(db_url, tmp_path, monkeypatch, scans, compress):
-    monkeypatch.setattr(pipeline, "LOAD_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_reading, "LOAD_BLOCK_BYTES", 4096)
     monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 10)
     monkeypatch.setattr(ingest, "CHUNK_SIZE", 10)
     march = [r for r in _awkward_rows(6000) if r[3].startswith("2025-03")]
