@@ -32,7 +32,8 @@ class LoginForm(FlaskForm):
 
 
 class CodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=20)])
+    # A TOTP code has 6 digits; a recovery code 21 characters as shown, more when typed in groups.
+    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=64)])
 
 
 class LogoutForm(FlaskForm):
@@ -158,6 +159,9 @@ def enrol() -> Response | str:
         session["recovery_codes"] = codes
         session["after_codes"] = target
         return redirect(url_for("auth.recovery_codes"))
+    if form.is_submitted():
+        flash(auth.CODE_FAILED, "danger")
+        return render_template("enrol.html", form=form, enrolment=session.get("enrolment_view")), 400
     with database.session_scope() as db:
         user = auth.get_user(db, user_id=user_id)
         if user is None:
@@ -204,6 +208,9 @@ def verify() -> Response | str:
             flash(exc.message, "danger")
             return render_template("verify.html", form=form), 401
         return _finish(user_id)
+    if form.is_submitted():
+        flash(auth.CODE_FAILED, "danger")
+        return render_template("verify.html", form=form), 400
     return render_template("verify.html", form=form)
 
 

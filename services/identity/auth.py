@@ -33,6 +33,8 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 TOTP_ISSUER = "FinOps Dashboard"
 TOTP_STEP_SECONDS = 30
 RECOVERY_CODE_COUNT = 10
+#: Hex characters on each side of a recovery code's dash (80 random bits in all).
+RECOVERY_CODE_HALF_LENGTH = 10
 LOGIN_FAILED = "Invalid username or password."
 CODE_FAILED = "That code is not valid. Enter the current 6-digit code from your authenticator."
 
@@ -263,7 +265,8 @@ def confirm_enrolment(
         select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.id != device.id)
     ):
         session.delete(old)
-    codes = [f"{secrets.token_hex(5)}-{secrets.token_hex(5)}" for _ in range(RECOVERY_CODE_COUNT)]
+    half = RECOVERY_CODE_HALF_LENGTH // 2  # bytes: two hex characters each
+    codes = [f"{secrets.token_hex(half)}-{secrets.token_hex(half)}" for _ in range(RECOVERY_CODE_COUNT)]
     device.recovery_code_hashes = [_recovery_hash(c) for c in codes]
     device.confirmed_at = now
     device.last_used_step = step
@@ -290,7 +293,7 @@ def verify_second_factor(
         _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
                         reason="", ip=ip_address, agent=user_agent)
         return
-    if _use_recovery_code(device, code.strip()):
+    if _use_recovery_code(device, code):
         _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
                         reason="recovery code", ip=ip_address, agent=user_agent)
         return
@@ -304,8 +307,20 @@ def _recovery_hash(code: str) -> str:
     return hashlib.sha256(code.lower().encode()).hexdigest()
 
 
-def _use_recovery_code(device: MFADevice, code: str) -> bool:
-    if len(code) != 21:
+def _as_recovery_code(typed: str) -> str | None:
+    """Return a typed recovery code in the shape it was issued (``hhhhhhhhhh-hhhhhhhhhh``), or None.
+
+    People copy it with or without the dash, in capitals or in groups of a few characters."""
+    compact = "".join(ch for ch in typed if not ch.isspace() and ch != "-").lower()
+    half = RECOVERY_CODE_HALF_LENGTH
+    if len(compact) != 2 * half or any(ch not in "0123456789abcdef" for ch in compact):
+        return None
+    return f"{compact[:half]}-{compact[half:]}"
+
+
+def _use_recovery_code(device: MFADevice, typed: str) -> bool:
+    code = _as_recovery_code(typed)
+    if code is None:
         return False
     wanted = _recovery_hash(code)
     remaining = list(device.recovery_code_hashes)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 from sqlalchemy import select
@@ -94,3 +96,49 @@ def test_mfa_cannot_be_skipped_by_going_straight_to_the_dashboard(client, sessio
 def test_enrol_page_without_password_step_sends_to_sign_in(client):
     response = client.get("/auth/mfa/enrol")
     assert response.status_code == 302 and response.headers["Location"].endswith("/auth/login")
+
+
+def _alert(html: str) -> str:
+    match = re.search(r'<div class="alert[^"]*" role="alert">([^<]*)</div>', html)
+    return match.group(1) if match else ""
+
+
+def _enrolled_then_at_the_second_step(client, session, name):
+    """Enrol (keeping the recovery codes shown), sign out, and sign in again up to the code."""
+    _user(session, name)
+    sign_in_and_enrol(client, name)
+    page = client.get("/auth/mfa/recovery-codes").get_data(as_text=True)
+    codes = re.findall(r"<li>([^<]+)</li>", page)
+    post_form(client, "/auth/logout", {})
+    response = post_form(client, "/auth/login", {"username": name, "password": PASSWORD})
+    assert response.headers["Location"].endswith("/auth/mfa/verify")
+    return codes
+
+
+@pytest.mark.parametrize("retype", [
+    lambda code: code,
+    lambda code: code.upper(),
+    lambda code: code.replace("-", ""),
+    lambda code: " ".join(code.replace("-", "")[i:i + 5] for i in range(0, 20, 5)),
+], ids=["as-shown", "capitals", "without-dash", "in-groups"])
+def test_recovery_code_signs_in_as_shown_or_retyped(client, session, retype):
+    codes = _enrolled_then_at_the_second_step(client, session, "rhea")
+    assert len(codes) == 10
+    response = post_form(client, "/auth/mfa/verify", {"code": retype(codes[0])})
+    assert response.status_code == 302, _alert(response.get_data(as_text=True))
+    assert client.get("/_dash-layout").status_code == 200
+
+
+@pytest.mark.parametrize("path, code", [
+    ("/auth/mfa/verify", "12"), ("/auth/mfa/verify", "9" * 80), ("/auth/mfa/verify", ""),
+    ("/auth/mfa/enrol", "12"), ("/auth/mfa/enrol", "9" * 80),
+])
+def test_a_rejected_code_always_says_why(client, session, path, code):
+    _user(session, "sven")
+    if path.endswith("verify"):
+        sign_in_and_enrol(client, "sven")
+        post_form(client, "/auth/logout", {})
+    post_form(client, "/auth/login", {"username": "sven", "password": PASSWORD})
+    response = post_form(client, path, {"code": code})
+    assert response.status_code in (400, 401)
+    assert "code" in _alert(response.get_data(as_text=True)).lower()

@@ -160,3 +160,14 @@ def test_disabled_user_loses_live_session(session):
     sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
     user.is_active = False
     assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=dt.timedelta(hours=1)) is None
+
+
+@pytest.mark.parametrize("retype", [str.upper, lambda c: c.replace("-", ""), lambda c: f" {c[:5]} {c[5:]} "])
+def test_recovery_code_is_accepted_retyped_without_dash_in_capitals_or_spaced(session, retype):
+    user = make_user(session)
+    enrolment = auth.begin_enrolment(session, user=user)
+    codes = auth.confirm_enrolment(session, user=user, code=pyotp.TOTP(enrolment.secret).now(),
+                                   ip_address=None, user_agent=None)
+    auth.verify_second_factor(session, user=user, code=retype(codes[1]), ip_address=None, user_agent=None)
+    with pytest.raises(AuthenticationFailed):  # still once only, whatever its spelling
+        auth.verify_second_factor(session, user=user, code=codes[1], ip_address=None, user_agent=None)
