@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -224,6 +225,26 @@ def begin_enrolment(session: Session, *, user: User) -> Enrolment:
                           secret_encrypted=crypto.keyring().encrypt(
                               secret, context=mfa_secret_context(user.id))))
     session.flush()
+    return _enrolment(user, secret)
+
+
+def pending_enrolment(session: Session, *, user: User) -> Enrolment | None:
+    """Return what the enrolment page shows for the device waiting for its first code, if any."""
+    device = _pending_device(session, user=user)
+    if device is None:
+        return None
+    secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
+    return _enrolment(user, secret)
+
+
+def _pending_device(session: Session, *, user: User) -> MFADevice | None:
+    return session.scalar(
+        select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.confirmed_at.is_(None))
+        .order_by(MFADevice.id.desc())
+    )
+
+
+def _enrolment(user: User, secret: str) -> Enrolment:
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5)
     return Enrolment(secret=secret, provisioning_uri=uri, qr_svg_data_uri=qr)
@@ -249,10 +270,7 @@ def confirm_enrolment(
 ) -> list[str]:
     """Confirm the pending device with a code; return the one-time recovery codes."""
     now = now or utcnow()
-    device = session.scalar(
-        select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.confirmed_at.is_(None))
-        .order_by(MFADevice.id.desc())
-    )
+    device = _pending_device(session, user=user)
     if device is None:
         raise InvalidInput("There is no enrolment in progress. Start again.")
     secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
@@ -364,11 +382,40 @@ def load_session_user(session: Session, *, sid: str, user_id: int, timeout: dt.t
     return user
 
 
+def recovery_codes_context(sid: str) -> str:
+    return f"user_sessions.recovery_codes:{sid}"
+
+
+def hold_recovery_codes(session: Session, *, sid: str, codes: list[str]) -> None:
+    """Keep new recovery codes, encrypted, on the session record until they are shown once."""
+    record = session.get(UserSession, sid)
+    if record is None:
+        raise InvalidInput("The session to show the recovery codes in has ended.")
+    record.recovery_codes_encrypted = crypto.keyring().encrypt(json.dumps(codes),
+                                                               context=recovery_codes_context(sid))
+
+
+def take_recovery_codes(session: Session, *, sid: str) -> list[str]:
+    """Return the recovery codes waiting on a session and forget them: they are shown once."""
+    record = session.get(UserSession, sid)
+    if record is None or record.recovery_codes_encrypted is None:
+        return []
+    sealed, record.recovery_codes_encrypted = record.recovery_codes_encrypted, None
+    try:
+        codes = json.loads(crypto.keyring().decrypt(sealed, context=recovery_codes_context(sid)))
+    except InvalidInput:
+        logger.warning("recovery codes waiting on session of user %s could not be decrypted; "
+                       "they are dropped (the user can enrol again)", record.user_id)
+        return []
+    return [str(code) for code in codes]
+
+
 def end_session(session: Session, *, sid: str, actor: Actor) -> None:
     """Revoke one session (logout)."""
     record = session.get(UserSession, sid)
     if record is not None and record.revoked_at is None:
         record.revoked_at = utcnow()
+        record.recovery_codes_encrypted = None
         audit.record(session, actor=actor, action="auth.logout", object_type="user",
                      object_id=record.user_id)
 
@@ -378,7 +425,7 @@ def revoke_all_sessions(session: Session, *, user_id: int) -> None:
     session.execute(
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=utcnow(), recovery_codes_encrypted=None)
     )
 
 

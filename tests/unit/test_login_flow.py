@@ -142,3 +142,30 @@ def test_a_rejected_code_always_says_why(client, session, path, code):
     response = post_form(client, path, {"code": code})
     assert response.status_code in (400, 401)
     assert "code" in _alert(response.get_data(as_text=True)).lower()
+
+
+def _session_cookie(app, client) -> str:
+    """What the session cookie holds, decoded as anyone who has the cookie can (it is only signed)."""
+    value = client.get_cookie("finops_session").value
+    return repr(app.session_interface.get_signing_serializer(app).loads(value))
+
+
+def test_totp_secret_and_recovery_codes_never_travel_in_the_session_cookie(app, client, session):
+    _user(session, "tess")
+    post_form(client, "/auth/login", {"username": "tess", "password": PASSWORD})
+    page = client.get("/auth/mfa/enrol").get_data(as_text=True)
+    secret = page.split('id="totp-secret" class="user-select-all">')[1].split("<")[0]
+    cookies = [_session_cookie(app, client)]
+    wrong = client.post("/auth/mfa/enrol", data={"code": "000000", "csrf_token": csrf_from(page)})
+    assert wrong.status_code == 400 and secret in wrong.get_data(as_text=True)  # the same QR code again
+    cookies.append(_session_cookie(app, client))
+    done = client.post("/auth/mfa/enrol", data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(page)})
+    assert done.status_code == 302
+    cookies.append(_session_cookie(app, client))
+    codes = re.findall(r"<li>([^<]+)</li>", client.get("/auth/mfa/recovery-codes").get_data(as_text=True))
+    cookies.append(_session_cookie(app, client))
+    assert len(codes) == 10
+    for cookie in cookies:
+        assert secret not in cookie
+        assert not [code for code in codes if code in cookie]
+    assert client.get("/auth/mfa/recovery-codes").status_code == 302  # shown once only

@@ -171,3 +171,14 @@ def test_recovery_code_is_accepted_retyped_without_dash_in_capitals_or_spaced(se
     auth.verify_second_factor(session, user=user, code=retype(codes[1]), ip_address=None, user_agent=None)
     with pytest.raises(AuthenticationFailed):  # still once only, whatever its spelling
         auth.verify_second_factor(session, user=user, code=codes[1], ip_address=None, user_agent=None)
+
+
+def test_recovery_codes_wait_encrypted_on_the_session_record_and_are_taken_once(session):
+    from models import UserSession
+
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    auth.hold_recovery_codes(session, sid=sid, codes=["0123456789-abcdefabcd"])
+    assert "0123456789" not in session.get(UserSession, sid).recovery_codes_encrypted
+    assert auth.take_recovery_codes(session, sid=sid) == ["0123456789-abcdefabcd"]
+    assert auth.take_recovery_codes(session, sid=sid) == []
