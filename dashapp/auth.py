@@ -64,6 +64,11 @@ def _login_limit() -> str:
     return str(current_app.config["RATE_LIMIT_LOGIN"])
 
 
+def _lockout_policy() -> auth.LoginPolicy:
+    return auth.LoginPolicy(max_failures=current_app.config["LOGIN_LOCKOUT_THRESHOLD"],
+                            window=current_app.config["LOGIN_LOCKOUT_WINDOW"])
+
+
 def _pending_user_id() -> int | None:
     pending = session.get("pending")
     if not pending or pending.get("until", 0) < time.time():
@@ -112,10 +117,7 @@ def login() -> Response | str:
     form = LoginForm()
     if form.validate_on_submit():
         ip, agent = _client()
-        policy = auth.LoginPolicy(
-            max_failures=current_app.config["LOGIN_LOCKOUT_THRESHOLD"],
-            window=current_app.config["LOGIN_LOCKOUT_WINDOW"],
-        )
+        policy = _lockout_policy()
         try:
             with database.session_scope(commit_on=(AuthenticationFailed,)) as db:
                 user = auth.authenticate_password(db, username=form.username.data or "",
@@ -219,7 +221,7 @@ def verify() -> Response | str:
                 if user is None:
                     return redirect(url_for("auth.login"))
                 auth.verify_second_factor(db, user=user, code=form.code.data or "",
-                                          ip_address=ip, user_agent=agent)
+                                          ip_address=ip, user_agent=agent, policy=_lockout_policy())
         except DomainError as exc:
             flash(exc.message, "danger")
             return render_template("verify.html", form=form), 401

@@ -16,8 +16,9 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import LoginAttempt, MFADevice, Role, User, UserSession
 from models.base import utcnow
@@ -38,6 +39,9 @@ RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_HALF_LENGTH = 10
 LOGIN_FAILED = "Invalid username or password."
 CODE_FAILED = "That code is not valid. Enter the current 6-digit code from your authenticator."
+#: Said only at the second step, to someone who has just given the right password.
+LOCKED_AT_SECOND_STEP = ("This account is locked after too many failed sign-ins. Try again later "
+                         "or ask an administrator to unlock it.")
 
 
 class NewUser(BaseModel):
@@ -297,27 +301,55 @@ def confirm_enrolment(
 
 def verify_second_factor(
     session: Session, *, user: User, code: str, ip_address: str | None, user_agent: str | None,
+    policy: LoginPolicy = LoginPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
     now: dt.datetime | None = None,
 ) -> None:
-    """Accept a current TOTP code (never the same step twice) or an unused recovery code."""
+    """Accept a current TOTP code (never the same step twice) or an unused recovery code.
+
+    Wrong codes count towards the account's lockout like wrong passwords; a locked account is
+    refused whatever the code."""
     now = now or utcnow()
     device = confirmed_device(session, user=user)
     if device is None:
         raise InvalidInput("No authenticator is enrolled for this account.")
+
+    def record(ok: bool, reason: str) -> None:
+        _record_attempt(session, username=user.username, user=user, ok=ok, stage="mfa",
+                        reason=reason, ip=ip_address, agent=user_agent)
+
+    if user.locked_until is not None and user.locked_until > now:
+        record(False, "locked")
+        raise AuthenticationFailed(LOCKED_AT_SECOND_STEP)
     secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
     step = _match_step(secret, code, now=now, after_step=device.last_used_step)
-    if step is not None:
-        device.last_used_step = step
-        _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
-                        reason="", ip=ip_address, agent=user_agent)
+    if step is not None and _claim_step(session, device=device, step=step):
+        record(True, "")
         return
-    if _use_recovery_code(device, code):
-        _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
-                        reason="recovery code", ip=ip_address, agent=user_agent)
+    if step is None and _use_recovery_code(device, code):
+        record(True, "recovery code")
         return
-    _record_attempt(session, username=user.username, user=user, ok=False, stage="mfa",
-                    reason="bad code", ip=ip_address, agent=user_agent)
+    record(False, "bad code" if step is None else "replayed code")
+    _lock_if_needed(session, user=user, policy=policy, now=now)
     raise AuthenticationFailed(CODE_FAILED)
+
+
+def _claim_step(session: Session, *, device: MFADevice, step: int) -> bool:
+    """Mark a TOTP step used unless a request got there first; True when this one did.
+
+    One conditional UPDATE: on PostgreSQL a concurrent request waits for the row lock and then
+    finds the step taken; SQLite runs one writer at a time. Reading the step first and writing it
+    later would let the same code pass twice."""
+    claimed = session.execute(
+        update(MFADevice)
+        .where(MFADevice.id == device.id,
+               or_(MFADevice.last_used_step.is_(None), MFADevice.last_used_step < step))
+        .values(last_used_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+        return False
+    set_committed_value(device, "last_used_step", step)
+    return True
 
 
 def _recovery_hash(code: str) -> str:

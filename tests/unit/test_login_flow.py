@@ -169,3 +169,15 @@ def test_totp_secret_and_recovery_codes_never_travel_in_the_session_cookie(app, 
         assert secret not in cookie
         assert not [code for code in codes if code in cookie]
     assert client.get("/auth/mfa/recovery-codes").status_code == 302  # shown once only
+
+
+def test_thirty_wrong_codes_lock_the_account_so_the_right_one_no_longer_signs_in(client, session):
+    _user(session, "ursa")
+    secret = sign_in_and_enrol(client, "ursa")
+    post_form(client, "/auth/logout", {})
+    post_form(client, "/auth/login", {"username": "ursa", "password": PASSWORD})
+    for _ in range(30):
+        assert post_form(client, "/auth/mfa/verify", {"code": "000000"}).status_code == 401
+    right = post_form(client, "/auth/mfa/verify", {"code": totp_now(secret, offset_steps=1)})
+    assert right.status_code == 401 and "locked" in _alert(right.get_data(as_text=True))
+    assert client.get("/_dash-layout").status_code == 401

@@ -6,7 +6,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from models import LoginAttempt, MFADevice
+from models import AuditLog, LoginAttempt, MFADevice
 from models.base import utcnow
 from services import database
 from services.errors import AuthenticationFailed, Conflict, InvalidInput
@@ -182,3 +182,68 @@ def test_recovery_codes_wait_encrypted_on_the_session_record_and_are_taken_once(
     assert "0123456789" not in session.get(UserSession, sid).recovery_codes_encrypted
     assert auth.take_recovery_codes(session, sid=sid) == ["0123456789-abcdefabcd"]
     assert auth.take_recovery_codes(session, sid=sid) == []
+
+
+def _verify(session, user_id, code):
+    user = auth.get_user(session, user_id=user_id)
+    auth.verify_second_factor(session, user=user, code=code, ip_address="192.0.2.1", user_agent="pytest")
+
+
+def test_wrong_second_factor_codes_lock_the_account_like_wrong_passwords(db_url):
+    with database.session_scope() as s:
+        user = make_user(s, username="mona")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    for _ in range(auth.LoginPolicy().max_failures):
+        with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _verify(s, user_id, "000000")
+    with pytest.raises(AuthenticationFailed, match="locked"), \
+            database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+        _verify(s, user_id, pyotp.TOTP(secret).now())
+    with database.session_scope() as s:
+        actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.seq))]
+    assert "auth.lockout" in actions
+
+
+def test_a_code_another_request_used_meanwhile_is_refused(db_url):
+    """The request that read the device first must not pass once another has used the step."""
+    with database.session_scope() as s:
+        user = make_user(s, username="nina")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    code = pyotp.TOTP(secret).now()
+    with database.session_scope(commit_on=(AuthenticationFailed,)) as late:
+        # Read (and held: the identity map keeps only what is referenced) before the other request.
+        read_first = auth.confirmed_device(late, user=auth.get_user(late, user_id=user_id))
+        with database.session_scope() as first:
+            _verify(first, user_id, code)
+        with pytest.raises(AuthenticationFailed):
+            _verify(late, user_id, code)
+        assert read_first is not None
+
+
+def test_one_code_sent_twice_at_the_same_moment_passes_once(db_url):
+    import threading
+
+    with database.session_scope() as s:
+        user = make_user(s, username="olga")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    code = pyotp.TOTP(secret).now()
+    both_read = threading.Barrier(2, timeout=30)
+    outcomes: list[str] = []
+
+    def sign_in() -> None:
+        try:
+            with database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+                read_first = auth.confirmed_device(s, user=auth.get_user(s, user_id=user_id))
+                both_read.wait()
+                _verify(s, user_id, code)
+                assert read_first is not None
+            outcomes.append("passed")
+        except AuthenticationFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=sign_in) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["passed", "refused"]
