@@ -37,7 +37,10 @@ TOTP_STEP_SECONDS = 30
 RECOVERY_CODE_COUNT = 10
 #: Hex characters on each side of a recovery code's dash (80 random bits in all).
 RECOVERY_CODE_HALF_LENGTH = 10
-LOGIN_FAILED = "Invalid username or password."
+#: The one answer to every refused password step (unknown, wrong, disabled or locked), so that
+#: it never tells whether an account exists.
+LOGIN_FAILED = ("Invalid username or password. After too many failed sign-ins an account is "
+                "locked for a while: try again later or ask an administrator.")
 CODE_FAILED = "That code is not valid. Enter the current 6-digit code from your authenticator."
 #: Said only at the second step, to someone who has just given the right password.
 LOCKED_AT_SECOND_STEP = ("This account is locked after too many failed sign-ins. Try again later "
@@ -158,11 +161,10 @@ def authenticate_password(
         fail("unknown user")
         raise AuthenticationFailed(LOGIN_FAILED)
     if user.locked_until is not None and user.locked_until > now:
+        with contextlib.suppress(VerificationError):  # the same time as an unknown user
+            _hasher.verify(_DUMMY_HASH, password)
         fail("locked")
-        raise AuthenticationFailed(
-            "This account is locked after too many failed sign-ins. Try again later "
-            "or ask an administrator to unlock it."
-        )
+        raise AuthenticationFailed(LOGIN_FAILED)
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):

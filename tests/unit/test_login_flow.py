@@ -181,3 +181,20 @@ def test_thirty_wrong_codes_lock_the_account_so_the_right_one_no_longer_signs_in
     right = post_form(client, "/auth/mfa/verify", {"code": totp_now(secret, offset_steps=1)})
     assert right.status_code == 401 and "locked" in _alert(right.get_data(as_text=True))
     assert client.get("/_dash-layout").status_code == 401
+
+
+def test_a_locked_account_answers_exactly_like_an_unknown_one(client, session):
+    _user(session, "vera")
+
+    def answer_after_five_failures(name):
+        for _ in range(5):
+            post_form(client, "/auth/login", {"username": name, "password": "wrong password"})
+        response = post_form(client, "/auth/login", {"username": name, "password": PASSWORD})
+        return response.status_code, _alert(response.get_data(as_text=True))
+
+    locked = answer_after_five_failures("vera")
+    assert locked == answer_after_five_failures("nobody-at-all")
+    assert locked[0] == 401
+    with database.session_scope() as s:
+        actions = [(a.action, a.outcome) for a in s.scalars(select(AuditLog).order_by(AuditLog.seq))]
+    assert ("auth.lockout", "failure") in actions

@@ -247,3 +247,21 @@ def test_one_code_sent_twice_at_the_same_moment_passes_once(db_url):
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == ["passed", "refused"]
+
+
+def test_locked_and_unknown_accounts_get_the_same_answer(db_url):
+    with database.session_scope() as s:
+        make_user(s, username="pia")
+    answers = {}
+    for name in ("pia", "nobody-here"):
+        for _ in range(POLICY.max_failures):
+            with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+                _login(s, name, "wrong password!")
+        with pytest.raises(AuthenticationFailed) as refused, \
+                database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _login(s, name, PASSWORD)
+        answers[name] = (type(refused.value), refused.value.message, refused.value.status_code)
+    assert answers["pia"] == answers["nobody-here"]
+    with database.session_scope() as s:
+        reasons = [a.reason for a in s.scalars(select(LoginAttempt).where(LoginAttempt.username == "pia"))]
+    assert reasons[-1] == "locked"  # the lockout itself still holds, and says so in the records
