@@ -417,6 +417,7 @@ def load_session_user(session: Session, *, sid: str, user_id: int, timeout: dt.t
 
 
 def recovery_codes_context(sid: str) -> str:
+    """Return the associated data that binds held recovery codes to their session."""
     return f"user_sessions.recovery_codes:{sid}"
 
 
