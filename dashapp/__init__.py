@@ -10,6 +10,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, render_template_string, request
 from flask_openapi3 import Info, OpenAPI
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashapp import api, auth, exports, health, input_guard, security
@@ -71,9 +72,12 @@ def _configure_flask(app: Flask, settings: Settings) -> None:
         LOGIN_LOCKOUT_THRESHOLD=settings.LOGIN_LOCKOUT_THRESHOLD,
         LOGIN_LOCKOUT_WINDOW=dt.timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES),
         FRAME_ANCESTORS=settings.FRAME_ANCESTORS,
+        TRUSTED_ORIGINS=settings.trusted_origins,
         METRICS_TOKEN=settings.METRICS_TOKEN.get_secret_value() if settings.METRICS_TOKEN else None,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        WTF_CSRF_SSL_STRICT=False,  # the Referer check breaks portal iframes; the token is enough
+        # Flask-WTF's Referer check runs even when Origin is sent and breaks portal iframes;
+        # security._check_origin checks Origin, and the Referer only when Origin is absent.
+        WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
         ALEMBIC_HEAD=alembic_head(),
     )
@@ -96,6 +100,10 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> tuple[Response | str, int]:
         return reply(400, "Form expired", "The form expired or came from another site. Reload the page and try again.")
+
+    @app.errorhandler(403)
+    def _forbidden(exc: HTTPException) -> tuple[Response | str, int]:
+        return reply(403, "Request refused", exc.description or "This request is not allowed.")
 
     @app.errorhandler(404)
     def _not_found(_exc: Exception) -> tuple[Response | str, int]:

@@ -32,7 +32,8 @@ class LoginForm(FlaskForm):
 
 
 class CodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=20)])
+    # A TOTP code has 6 digits; a recovery code 21 characters as shown, more when typed in groups.
+    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=64)])
 
 
 class LogoutForm(FlaskForm):
@@ -63,6 +64,11 @@ def _login_limit() -> str:
     return str(current_app.config["RATE_LIMIT_LOGIN"])
 
 
+def _lockout_policy() -> auth.LoginPolicy:
+    return auth.LoginPolicy(max_failures=current_app.config["LOGIN_LOCKOUT_THRESHOLD"],
+                            window=current_app.config["LOGIN_LOCKOUT_WINDOW"])
+
+
 def _pending_user_id() -> int | None:
     pending = session.get("pending")
     if not pending or pending.get("until", 0) < time.time():
@@ -71,8 +77,10 @@ def _pending_user_id() -> int | None:
     return int(pending["user_id"])
 
 
-def _complete_login(user_id: int) -> str | None:
-    """Start the signed-in session; return where to go next, or None when the user may not."""
+def _complete_login(user_id: int, *, recovery_codes: list[str] | None = None) -> str | None:
+    """Start the signed-in session; return where to go next, or None when the user may not.
+
+    New recovery codes wait, encrypted, on the server-side session record until shown once."""
     ip, agent = _client()
     target = _safe_next(session.get("pending", {}).get("next"))
     _fresh_session()  # no fixation across the sign-in
@@ -81,6 +89,8 @@ def _complete_login(user_id: int) -> str | None:
         if user is None or not user.is_active:
             return None
         sid = auth.start_session(db, user=user, ip_address=ip, user_agent=agent)
+        if recovery_codes:
+            auth.hold_recovery_codes(db, sid=sid, codes=recovery_codes)
         web_user = SessionUser(id=user.id, username=user.username,
                                display_name=user.display_name or user.username,
                                roles=frozenset(r.name for r in user.roles), sid=sid)
@@ -107,10 +117,7 @@ def login() -> Response | str:
     form = LoginForm()
     if form.validate_on_submit():
         ip, agent = _client()
-        policy = auth.LoginPolicy(
-            max_failures=current_app.config["LOGIN_LOCKOUT_THRESHOLD"],
-            window=current_app.config["LOGIN_LOCKOUT_WINDOW"],
-        )
+        policy = _lockout_policy()
         try:
             with database.session_scope(commit_on=(AuthenticationFailed,)) as db:
                 user = auth.authenticate_password(db, username=form.username.data or "",
@@ -150,14 +157,16 @@ def enrol() -> Response | str:
                                                ip_address=ip, user_agent=agent)
         except DomainError as exc:
             flash(exc.message, "danger")
-            return render_template("enrol.html", form=form, enrolment=session.get("enrolment_view")), 400
-        target = _complete_login(user_id)
+            return _enrol_again(user_id, form)
+        target = _complete_login(user_id, recovery_codes=codes)
         if target is None:
             flash("This account cannot sign in.", "danger")
             return redirect(url_for("auth.login"))
-        session["recovery_codes"] = codes
         session["after_codes"] = target
         return redirect(url_for("auth.recovery_codes"))
+    if form.is_submitted():
+        flash(auth.CODE_FAILED, "danger")
+        return _enrol_again(user_id, form)
     with database.session_scope() as db:
         user = auth.get_user(db, user_id=user_id)
         if user is None:
@@ -165,19 +174,32 @@ def enrol() -> Response | str:
         if auth.confirmed_device(db, user=user) is not None:
             return redirect(url_for("auth.verify"))
         enrolment = auth.begin_enrolment(db, user=user)
-    view = {"secret": enrolment.secret, "qr": enrolment.qr_svg_data_uri}
-    # The secret is shown on this page only; it stays in the signed session just long enough for
-    # a failed confirmation to re-render the same QR code.
-    session["enrolment_view"] = view
-    return render_template("enrol.html", form=form, enrolment=view)
+    # The secret is shown on this page only, never put in the session cookie (signed, not
+    # encrypted): a failed confirmation reads it again from the pending device.
+    return render_template("enrol.html", form=form, enrolment=_enrolment_view(enrolment))
+
+
+def _enrolment_view(enrolment: auth.Enrolment | None) -> dict[str, str] | None:
+    return {"secret": enrolment.secret, "qr": enrolment.qr_svg_data_uri} if enrolment else None
+
+
+def _enrol_again(user_id: int, form: CodeForm) -> tuple[str, int]:
+    """Show the same QR code again after a refused confirmation."""
+    with database.session_scope() as db:
+        user = auth.get_user(db, user_id=user_id)
+        enrolment = auth.pending_enrolment(db, user=user) if user is not None else None
+    return render_template("enrol.html", form=form, enrolment=_enrolment_view(enrolment)), 400
 
 
 @bp.route("/mfa/recovery-codes")
 def recovery_codes() -> Response | str:
     """Show the recovery codes once, right after enrolment."""
-    codes = session.pop("recovery_codes", None)
     target = _safe_next(session.pop("after_codes", None))
-    if not codes or not current_user.is_authenticated:
+    if not current_user.is_authenticated:
+        return redirect(target)
+    with database.session_scope() as db:
+        codes = auth.take_recovery_codes(db, sid=current_user.sid)
+    if not codes:
         return redirect(target)
     return render_template("recovery_codes.html", codes=codes, target=target)
 
@@ -199,11 +221,14 @@ def verify() -> Response | str:
                 if user is None:
                     return redirect(url_for("auth.login"))
                 auth.verify_second_factor(db, user=user, code=form.code.data or "",
-                                          ip_address=ip, user_agent=agent)
+                                          ip_address=ip, user_agent=agent, policy=_lockout_policy())
         except DomainError as exc:
             flash(exc.message, "danger")
             return render_template("verify.html", form=form), 401
         return _finish(user_id)
+    if form.is_submitted():
+        flash(auth.CODE_FAILED, "danger")
+        return render_template("verify.html", form=form), 400
     return render_template("verify.html", form=form)
 
 

@@ -6,11 +6,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_login import UserMixin, current_user
 from flask_wtf.csrf import generate_csrf
+from werkzeug.exceptions import Forbidden
 
 from dashapp.extensions import login_manager
+from dashapp.origins import origin_of
 from services import database
 from services.identity import auth
 
@@ -22,6 +24,12 @@ PUBLIC_PREFIXES = ("/auth/", "/health/", "/static/")
 MACHINE_PREFIXES = ("/api/", "/_dash", "/_reload-hash", "/_favicon", "/assets/", "/metrics/",
                     "/exports/")
 CSRF_COOKIE = "_csrf_token"
+#: Methods that change something: only pages of this app (or a trusted origin) may send them.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CROSS_SITE_REFUSED = ("This request came from another site, so it was refused. Open the dashboard "
+                      "at its own address and try again.")
+NO_SOURCE_REFUSED = ("This request did not say which page sent it (no Origin or Referer header), "
+                     "so it was refused. Open the dashboard at its own address and try again.")
 
 
 @dataclass
@@ -53,9 +61,35 @@ def _load_user(user_id: str) -> SessionUser | None:
 
 
 def _timeout_seconds() -> int:
-    from flask import current_app
-
     return int(current_app.config["SESSION_TIMEOUT"])
+
+
+def _check_origin() -> None:
+    """Refuse a write sent by a page of another site, even with a valid CSRF token.
+
+    Browsers send Origin with every cross-site write; without it, over HTTPS the Referer must
+    name this site. A request with neither over plain HTTP is no browser's cross-site request."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    origin, referer = request.headers.get("Origin"), request.headers.get("Referer")
+    if origin is not None:
+        source = origin_of(origin, bare=True)
+    elif request.is_secure:
+        if not referer:
+            logger.warning("refused %s %s: neither Origin nor Referer over HTTPS", request.method, request.path)
+            raise Forbidden(NO_SOURCE_REFUSED)
+        source = origin_of(referer)
+    else:
+        return
+    if source is None or source not in _allowed_origins():
+        logger.warning("refused %s %s from another origin: %.200r", request.method, request.path,
+                       origin if origin is not None else referer)
+        raise Forbidden(CROSS_SITE_REFUSED)
+
+
+def _allowed_origins() -> set[str]:
+    own = origin_of(f"{request.scheme}://{request.host}")
+    return {*current_app.config["TRUSTED_ORIGINS"], *([own] if own else [])}
 
 
 def _guard() -> Response | None:
@@ -76,8 +110,6 @@ def _guard() -> Response | None:
 def has_metrics_token() -> bool:
     """Tell whether the request carries the configured scrape token (of /metrics/ and health details)."""
     import hmac
-
-    from flask import current_app
 
     token = current_app.config.get("METRICS_TOKEN")
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -101,8 +133,6 @@ def _content_security_policy(app: Flask) -> str:
 
 
 def _secure_headers(response: Response) -> Response:
-    from flask import current_app
-
     headers = response.headers
     headers["Content-Security-Policy"] = _content_security_policy(current_app)  # type: ignore[arg-type]  # the proxy is the app
     headers["X-Content-Type-Options"] = "nosniff"
@@ -126,8 +156,6 @@ def _secure_headers(response: Response) -> Response:
 
 def _set_csrf_cookie(response: Response) -> None:
     """Give Dash's front end the token it echoes back as X-CSRFToken on every callback."""
-    from flask import current_app
-
     if request.path.startswith(("/static/", "/health/", "/metrics/")):
         return
     response.set_cookie(
@@ -145,5 +173,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
     login_manager.session_protection = "strong"
+    app.before_request(_check_origin)  # a forged cross-site write is refused before anything else
     app.before_request(_guard)
     app.after_request(_secure_headers)

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dashapp.origins import origin_of
 from services.crypto import Keyring
 
 
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     #: Modules that register more kinds of job (comma-separated), for a deployment's own jobs.
     JOB_PLUGINS: str = ""
     FRAME_ANCESTORS: str = "'self'"
+    #: Origins besides the app's own whose pages may send writes (POST, PUT, PATCH, DELETE), space-
+    #: or comma-separated: e.g. the public address when a proxy passes the app another Host.
+    TRUSTED_ORIGINS: str = ""
     SESSION_COOKIE_SECURE: bool = True
     EMBED_CROSS_SITE: bool = False
     METRICS_TOKEN: SecretStr | None = None
@@ -99,6 +103,21 @@ class Settings(BaseSettings):
         words = value.split() or ["'self'"]
         keywords = {"self": "'self'", "none": "'none'"}
         return " ".join(keywords.get(w.lower(), w) for w in words)
+
+    @field_validator("TRUSTED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        found = []
+        for item in value.replace(",", " ").split():
+            origin = origin_of(item, bare=True)
+            if origin is None:
+                raise ValueError(f"TRUSTED_ORIGINS: '{item}' is not an origin such as https://finops.example.com")
+            found.append(origin)
+        return " ".join(found)
+
+    @property
+    def trusted_origins(self) -> tuple[str, ...]:
+        return tuple(self.TRUSTED_ORIGINS.split())
 
     @property
     def uses_celery(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, utcnow
@@ -79,6 +79,9 @@ class UserSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    #: Recovery codes of an enrolment just confirmed, encrypted, until the page shows them once
+    #: (kept here, not in the session cookie, which is signed but readable).
+    recovery_codes_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 class LoginAttempt(Base):

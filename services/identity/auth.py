@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import LoginAttempt, MFADevice, Role, User, UserSession
 from models.base import utcnow
@@ -33,8 +35,16 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 TOTP_ISSUER = "FinOps Dashboard"
 TOTP_STEP_SECONDS = 30
 RECOVERY_CODE_COUNT = 10
-LOGIN_FAILED = "Invalid username or password."
+#: Hex characters on each side of a recovery code's dash (80 random bits in all).
+RECOVERY_CODE_HALF_LENGTH = 10
+#: The one answer to every refused password step (unknown, wrong, disabled or locked), so that
+#: it never tells whether an account exists.
+LOGIN_FAILED = ("Invalid username or password. After too many failed sign-ins an account is "
+                "locked for a while: try again later or ask an administrator.")
 CODE_FAILED = "That code is not valid. Enter the current 6-digit code from your authenticator."
+#: Said only at the second step, to someone who has just given the right password.
+LOCKED_AT_SECOND_STEP = ("This account is locked after too many failed sign-ins. Try again later "
+                         "or ask an administrator to unlock it.")
 
 
 class NewUser(BaseModel):
@@ -151,11 +161,10 @@ def authenticate_password(
         fail("unknown user")
         raise AuthenticationFailed(LOGIN_FAILED)
     if user.locked_until is not None and user.locked_until > now:
+        with contextlib.suppress(VerificationError):  # the same time as an unknown user
+            _hasher.verify(_DUMMY_HASH, password)
         fail("locked")
-        raise AuthenticationFailed(
-            "This account is locked after too many failed sign-ins. Try again later "
-            "or ask an administrator to unlock it."
-        )
+        raise AuthenticationFailed(LOGIN_FAILED)
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -222,6 +231,26 @@ def begin_enrolment(session: Session, *, user: User) -> Enrolment:
                           secret_encrypted=crypto.keyring().encrypt(
                               secret, context=mfa_secret_context(user.id))))
     session.flush()
+    return _enrolment(user, secret)
+
+
+def pending_enrolment(session: Session, *, user: User) -> Enrolment | None:
+    """Return what the enrolment page shows for the device waiting for its first code, if any."""
+    device = _pending_device(session, user=user)
+    if device is None:
+        return None
+    secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
+    return _enrolment(user, secret)
+
+
+def _pending_device(session: Session, *, user: User) -> MFADevice | None:
+    return session.scalar(
+        select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.confirmed_at.is_(None))
+        .order_by(MFADevice.id.desc())
+    )
+
+
+def _enrolment(user: User, secret: str) -> Enrolment:
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5)
     return Enrolment(secret=secret, provisioning_uri=uri, qr_svg_data_uri=qr)
@@ -247,10 +276,7 @@ def confirm_enrolment(
 ) -> list[str]:
     """Confirm the pending device with a code; return the one-time recovery codes."""
     now = now or utcnow()
-    device = session.scalar(
-        select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.confirmed_at.is_(None))
-        .order_by(MFADevice.id.desc())
-    )
+    device = _pending_device(session, user=user)
     if device is None:
         raise InvalidInput("There is no enrolment in progress. Start again.")
     secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
@@ -263,7 +289,8 @@ def confirm_enrolment(
         select(MFADevice).where(MFADevice.user_id == user.id, MFADevice.id != device.id)
     ):
         session.delete(old)
-    codes = [f"{secrets.token_hex(5)}-{secrets.token_hex(5)}" for _ in range(RECOVERY_CODE_COUNT)]
+    half = RECOVERY_CODE_HALF_LENGTH // 2  # bytes: two hex characters each
+    codes = [f"{secrets.token_hex(half)}-{secrets.token_hex(half)}" for _ in range(RECOVERY_CODE_COUNT)]
     device.recovery_code_hashes = [_recovery_hash(c) for c in codes]
     device.confirmed_at = now
     device.last_used_step = step
@@ -276,27 +303,55 @@ def confirm_enrolment(
 
 def verify_second_factor(
     session: Session, *, user: User, code: str, ip_address: str | None, user_agent: str | None,
+    policy: LoginPolicy = LoginPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
     now: dt.datetime | None = None,
 ) -> None:
-    """Accept a current TOTP code (never the same step twice) or an unused recovery code."""
+    """Accept a current TOTP code (never the same step twice) or an unused recovery code.
+
+    Wrong codes count towards the account's lockout like wrong passwords; a locked account is
+    refused whatever the code."""
     now = now or utcnow()
     device = confirmed_device(session, user=user)
     if device is None:
         raise InvalidInput("No authenticator is enrolled for this account.")
+
+    def record(ok: bool, reason: str) -> None:
+        _record_attempt(session, username=user.username, user=user, ok=ok, stage="mfa",
+                        reason=reason, ip=ip_address, agent=user_agent)
+
+    if user.locked_until is not None and user.locked_until > now:
+        record(False, "locked")
+        raise AuthenticationFailed(LOCKED_AT_SECOND_STEP)
     secret = crypto.keyring().decrypt(device.secret_encrypted, context=mfa_secret_context(user.id))
     step = _match_step(secret, code, now=now, after_step=device.last_used_step)
-    if step is not None:
-        device.last_used_step = step
-        _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
-                        reason="", ip=ip_address, agent=user_agent)
+    if step is not None and _claim_step(session, device=device, step=step):
+        record(True, "")
         return
-    if _use_recovery_code(device, code.strip()):
-        _record_attempt(session, username=user.username, user=user, ok=True, stage="mfa",
-                        reason="recovery code", ip=ip_address, agent=user_agent)
+    if step is None and _use_recovery_code(device, code):
+        record(True, "recovery code")
         return
-    _record_attempt(session, username=user.username, user=user, ok=False, stage="mfa",
-                    reason="bad code", ip=ip_address, agent=user_agent)
+    record(False, "bad code" if step is None else "replayed code")
+    _lock_if_needed(session, user=user, policy=policy, now=now)
     raise AuthenticationFailed(CODE_FAILED)
+
+
+def _claim_step(session: Session, *, device: MFADevice, step: int) -> bool:
+    """Mark a TOTP step used unless a request got there first; True when this one did.
+
+    One conditional UPDATE: on PostgreSQL a concurrent request waits for the row lock and then
+    finds the step taken; SQLite runs one writer at a time. Reading the step first and writing it
+    later would let the same code pass twice."""
+    claimed = session.execute(
+        update(MFADevice)
+        .where(MFADevice.id == device.id,
+               or_(MFADevice.last_used_step.is_(None), MFADevice.last_used_step < step))
+        .values(last_used_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+        return False
+    set_committed_value(device, "last_used_step", step)
+    return True
 
 
 def _recovery_hash(code: str) -> str:
@@ -304,8 +359,20 @@ def _recovery_hash(code: str) -> str:
     return hashlib.sha256(code.lower().encode()).hexdigest()
 
 
-def _use_recovery_code(device: MFADevice, code: str) -> bool:
-    if len(code) != 21:
+def _as_recovery_code(typed: str) -> str | None:
+    """Return a typed recovery code in the shape it was issued (``hhhhhhhhhh-hhhhhhhhhh``), or None.
+
+    People copy it with or without the dash, in capitals or in groups of a few characters."""
+    compact = "".join(ch for ch in typed if not ch.isspace() and ch != "-").lower()
+    half = RECOVERY_CODE_HALF_LENGTH
+    if len(compact) != 2 * half or any(ch not in "0123456789abcdef" for ch in compact):
+        return None
+    return f"{compact[:half]}-{compact[half:]}"
+
+
+def _use_recovery_code(device: MFADevice, typed: str) -> bool:
+    code = _as_recovery_code(typed)
+    if code is None:
         return False
     wanted = _recovery_hash(code)
     remaining = list(device.recovery_code_hashes)
@@ -349,11 +416,41 @@ def load_session_user(session: Session, *, sid: str, user_id: int, timeout: dt.t
     return user
 
 
+def recovery_codes_context(sid: str) -> str:
+    """Return the associated data that binds held recovery codes to their session."""
+    return f"user_sessions.recovery_codes:{sid}"
+
+
+def hold_recovery_codes(session: Session, *, sid: str, codes: list[str]) -> None:
+    """Keep new recovery codes, encrypted, on the session record until they are shown once."""
+    record = session.get(UserSession, sid)
+    if record is None:
+        raise InvalidInput("The session to show the recovery codes in has ended.")
+    record.recovery_codes_encrypted = crypto.keyring().encrypt(json.dumps(codes),
+                                                               context=recovery_codes_context(sid))
+
+
+def take_recovery_codes(session: Session, *, sid: str) -> list[str]:
+    """Return the recovery codes waiting on a session and forget them: they are shown once."""
+    record = session.get(UserSession, sid)
+    if record is None or record.recovery_codes_encrypted is None:
+        return []
+    sealed, record.recovery_codes_encrypted = record.recovery_codes_encrypted, None
+    try:
+        codes = json.loads(crypto.keyring().decrypt(sealed, context=recovery_codes_context(sid)))
+    except InvalidInput:
+        logger.warning("recovery codes waiting on session of user %s could not be decrypted; "
+                       "they are dropped (the user can enrol again)", record.user_id)
+        return []
+    return [str(code) for code in codes]
+
+
 def end_session(session: Session, *, sid: str, actor: Actor) -> None:
     """Revoke one session (logout)."""
     record = session.get(UserSession, sid)
     if record is not None and record.revoked_at is None:
         record.revoked_at = utcnow()
+        record.recovery_codes_encrypted = None
         audit.record(session, actor=actor, action="auth.logout", object_type="user",
                      object_id=record.user_id)
 
@@ -363,7 +460,7 @@ def revoke_all_sessions(session: Session, *, user_id: int) -> None:
     session.execute(
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=utcnow(), recovery_codes_encrypted=None)
     )
 
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tests.factories import make_user
-from tests.web import dash_headers, post_form, sign_in_and_enrol
+from tests.factories import PASSWORD, make_user
+from tests.web import csrf_from, dash_headers, post_form, sign_in_and_enrol
 
 PUBLIC = re.compile(r"^/(auth|health|static)/")
 
@@ -106,3 +106,85 @@ def test_first_write_after_sign_in_passes_csrf_with_the_cookie_just_set(client, 
     response = client.post("/api/v1/tasks/", json={"kind": "rollups.rebuild", "parameters": {}},
                            headers=dash_headers(client))
     assert response.status_code == 201, response.get_data(as_text=True)
+
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: Origins that are not this app's (the test client is http://localhost): another site, an opaque
+#: origin, another port, another scheme, a look-alike host.
+OTHER_ORIGINS = ["https://evil.example", "null", "http://localhost:8050", "https://localhost",
+                 "http://localhost.evil.example"]
+DASH_BODY = {"output": "page-content.children", "outputs": {"id": "page-content", "property": "children"},
+             "inputs": [{"id": "url", "property": "pathname", "value": "/jobs"}], "changedPropIds": [],
+             "state": [{"id": "url", "property": "search", "value": ""}]}
+
+
+def test_every_unsafe_route_refuses_a_request_from_another_origin(app, client):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        path = _concrete(rule.rule)
+        for method in sorted(rule.methods & UNSAFE):
+            response = client.open(path, method=method, headers={"Origin": "https://evil.example"})
+            assert response.status_code == 403, f"{method} {path} answered {response.status_code}"
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("origin", OTHER_ORIGINS)
+def test_a_valid_csrf_token_from_another_origin_is_refused(client, session, origin):
+    make_user(session, username="mia", roles=("admin",))
+    session.commit()
+    sign_in_and_enrol(client, "mia")
+    headers = {**dash_headers(client), "Origin": origin}
+    dash = client.post("/_dash-update-component", json=DASH_BODY, headers=headers)
+    api = client.post("/api/v1/tasks/", json={"kind": "rollups.rebuild", "parameters": {}}, headers=headers)
+    for response in (dash, api):
+        assert response.status_code == 403
+        assert "another site" in response.get_json()["detail"]
+    own = {**dash_headers(client), "Origin": "http://localhost"}
+    assert client.post("/_dash-update-component", json=DASH_BODY, headers=own).status_code == 200
+    assert client.post("/api/v1/tasks/", json={"kind": "rollups.rebuild", "parameters": {}},
+                       headers=own).status_code == 201
+
+
+@pytest.mark.parametrize("origin", OTHER_ORIGINS)
+def test_the_sign_in_form_from_another_origin_is_refused(client, session, origin):
+    make_user(session, username="noor")
+    session.commit()
+    token = csrf_from(client.get("/auth/login").get_data(as_text=True))
+    form = {"username": "noor", "password": PASSWORD, "csrf_token": token}
+    refused = client.post("/auth/login", data=form, headers={"Origin": origin})
+    assert refused.status_code == 403 and "another site" in refused.get_data(as_text=True)
+    assert client.post("/auth/login", data=form, headers={"Origin": "http://localhost"}).status_code == 302
+
+
+@pytest.mark.parametrize("referer, status", [
+    (None, 403), ("https://evil.example/auth/login", 403), ("http://localhost/auth/login", 403),
+    ("https://localhost/auth/login", 302),
+])
+def test_over_https_without_origin_the_referer_must_be_this_site(client, session, referer, status):
+    make_user(session, username="omar")
+    session.commit()
+    token = csrf_from(client.get("/auth/login", base_url="https://localhost").get_data(as_text=True))
+    response = client.post("/auth/login", base_url="https://localhost",
+                           data={"username": "omar", "password": PASSWORD, "csrf_token": token},
+                           headers={"Referer": referer} if referer else {})
+    assert response.status_code == status
+
+
+def test_without_origin_or_referer_plain_http_is_not_a_cross_site_request(client, session):
+    make_user(session, username="pat")
+    session.commit()
+    response = post_form(client, "/auth/login", {"username": "pat", "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_a_configured_trusted_origin_may_send_writes(db_url, tmp_path):
+    from dashapp import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(db_url, tmp_path, TRUSTED_ORIGINS="https://finops.example.com"))
+    client = app.test_client()
+    token = csrf_from(client.get("/auth/login").get_data(as_text=True))
+    form = {"username": "nobody", "password": "wrong", "csrf_token": token}
+    assert client.post("/auth/login", data=form, headers={"Origin": "https://finops.example.com"}).status_code == 401
+    assert client.post("/auth/login", data=form, headers={"Origin": "https://evil.example"}).status_code == 403

@@ -54,3 +54,17 @@ def test_nonsense_rate_limit_is_refused(given):
                                              ("none", "'none'"), ("", "'self'")])
 def test_frame_ancestors_keywords_keep_their_quotes(given, expected):
     assert expected == Settings(_env_file=None, FRAME_ANCESTORS=given).FRAME_ANCESTORS
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("", ()), ("https://finops.example.com", ("https://finops.example.com",)),
+    ("HTTPS://Finops.Example.com/, http://10.0.0.5:8050", ("https://finops.example.com", "http://10.0.0.5:8050")),
+])
+def test_trusted_origins_are_read_as_a_list_of_origins(given, expected):
+    assert Settings(_env_file=None, TRUSTED_ORIGINS=given).trusted_origins == expected
+
+
+@pytest.mark.parametrize("given", ["finops.example.com", "https://finops.example.com/dashboard", "null", "*"])
+def test_a_trusted_origin_that_is_not_an_origin_is_refused(given):
+    with pytest.raises(ValueError, match="TRUSTED_ORIGINS"):
+        Settings(_env_file=None, TRUSTED_ORIGINS=given)

@@ -6,7 +6,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from models import LoginAttempt, MFADevice
+from models import AuditLog, LoginAttempt, MFADevice
 from models.base import utcnow
 from services import database
 from services.errors import AuthenticationFailed, Conflict, InvalidInput
@@ -160,3 +160,108 @@ def test_disabled_user_loses_live_session(session):
     sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
     user.is_active = False
     assert auth.load_session_user(session, sid=sid, user_id=user.id, timeout=dt.timedelta(hours=1)) is None
+
+
+@pytest.mark.parametrize("retype", [str.upper, lambda c: c.replace("-", ""), lambda c: f" {c[:5]} {c[5:]} "])
+def test_recovery_code_is_accepted_retyped_without_dash_in_capitals_or_spaced(session, retype):
+    user = make_user(session)
+    enrolment = auth.begin_enrolment(session, user=user)
+    codes = auth.confirm_enrolment(session, user=user, code=pyotp.TOTP(enrolment.secret).now(),
+                                   ip_address=None, user_agent=None)
+    auth.verify_second_factor(session, user=user, code=retype(codes[1]), ip_address=None, user_agent=None)
+    with pytest.raises(AuthenticationFailed):  # still once only, whatever its spelling
+        auth.verify_second_factor(session, user=user, code=codes[1], ip_address=None, user_agent=None)
+
+
+def test_recovery_codes_wait_encrypted_on_the_session_record_and_are_taken_once(session):
+    from models import UserSession
+
+    user = make_user(session)
+    sid = auth.start_session(session, user=user, ip_address=None, user_agent=None)
+    auth.hold_recovery_codes(session, sid=sid, codes=["0123456789-abcdefabcd"])
+    assert "0123456789" not in session.get(UserSession, sid).recovery_codes_encrypted
+    assert auth.take_recovery_codes(session, sid=sid) == ["0123456789-abcdefabcd"]
+    assert auth.take_recovery_codes(session, sid=sid) == []
+
+
+def _verify(session, user_id, code):
+    user = auth.get_user(session, user_id=user_id)
+    auth.verify_second_factor(session, user=user, code=code, ip_address="192.0.2.1", user_agent="pytest")
+
+
+def test_wrong_second_factor_codes_lock_the_account_like_wrong_passwords(db_url):
+    with database.session_scope() as s:
+        user = make_user(s, username="mona")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    for _ in range(auth.LoginPolicy().max_failures):
+        with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _verify(s, user_id, "000000")
+    with pytest.raises(AuthenticationFailed, match="locked"), \
+            database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+        _verify(s, user_id, pyotp.TOTP(secret).now())
+    with database.session_scope() as s:
+        actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.seq))]
+    assert "auth.lockout" in actions
+
+
+def test_a_code_another_request_used_meanwhile_is_refused(db_url):
+    """The request that read the device first must not pass once another has used the step."""
+    with database.session_scope() as s:
+        user = make_user(s, username="nina")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    code = pyotp.TOTP(secret).now()
+    with database.session_scope(commit_on=(AuthenticationFailed,)) as late:
+        # Read (and held: the identity map keeps only what is referenced) before the other request.
+        read_first = auth.confirmed_device(late, user=auth.get_user(late, user_id=user_id))
+        with database.session_scope() as first:
+            _verify(first, user_id, code)
+        with pytest.raises(AuthenticationFailed):
+            _verify(late, user_id, code)
+        assert read_first is not None
+
+
+def test_one_code_sent_twice_at_the_same_moment_passes_once(db_url):
+    import threading
+
+    with database.session_scope() as s:
+        user = make_user(s, username="olga")
+        user_id, secret = user.id, enrol_totp(s, user=user)
+    code = pyotp.TOTP(secret).now()
+    both_read = threading.Barrier(2, timeout=30)
+    outcomes: list[str] = []
+
+    def sign_in() -> None:
+        try:
+            with database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+                read_first = auth.confirmed_device(s, user=auth.get_user(s, user_id=user_id))
+                both_read.wait()
+                _verify(s, user_id, code)
+                assert read_first is not None
+            outcomes.append("passed")
+        except AuthenticationFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=sign_in) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["passed", "refused"]
+
+
+def test_locked_and_unknown_accounts_get_the_same_answer(db_url):
+    with database.session_scope() as s:
+        make_user(s, username="pia")
+    answers = {}
+    for name in ("pia", "nobody-here"):
+        for _ in range(POLICY.max_failures):
+            with pytest.raises(AuthenticationFailed), database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+                _login(s, name, "wrong password!")
+        with pytest.raises(AuthenticationFailed) as refused, \
+                database.session_scope(commit_on=(AuthenticationFailed,)) as s:
+            _login(s, name, PASSWORD)
+        answers[name] = (type(refused.value), refused.value.message, refused.value.status_code)
+    assert answers["pia"] == answers["nobody-here"]
+    with database.session_scope() as s:
+        reasons = [a.reason for a in s.scalars(select(LoginAttempt).where(LoginAttempt.username == "pia"))]
+    assert reasons[-1] == "locked"  # the lockout itself still holds, and says so in the records
