@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashapp import api, auth, exports, health, input_guard, security
+from dashapp import api, auth, exports, health, input_guard, logging_setup, security
 from dashapp.api.problems import SECURITY_SCHEMES, FieldProblem, Problem, fields_of, problem, validation_problem
 from dashapp.extensions import csrf, limiter
 from dashapp.logging_setup import configure_logging
@@ -178,7 +178,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         celery_app = app.extensions["celery"]
         lifecycle.configure(lease_seconds=settings.JOB_LEASE_SECONDS, policy=lifecycle.current_policy(),
                        publisher=lambda task_ids: publish_with(celery_app, task_ids).published)
-    security.init_app(app)  # first: the guard answers 401 before CSRF or rate limits look
+    logging_setup.init_app(app)  # first: every request gets its id before anything may refuse it
+    security.init_app(app)  # then the guard answers 401 before CSRF or rate limits look
     input_guard.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
