@@ -13,7 +13,7 @@ from layouts import jobs as layout
 from services import database, validation
 from services.aws import profiles
 from services.errors import DomainError
-from services.jobs import lifecycle, schedules
+from services.jobs import kinds, lifecycle, schedules
 
 WATCH_SECONDS = 50 * 60  # under the worker's time limit; the page says to reload after that
 POLL_SECONDS = 0.5
@@ -25,7 +25,7 @@ def show_parameters(kind: str | None) -> list[object]:
         return []
     actor = current_actor()
     try:
-        schema = lifecycle.get_kind(kind).form_schema()
+        schema = kinds.get_kind(kind).form_schema()
     except DomainError as exc:
         return [layout.html.P(exc.message)]
     with database.session_scope() as session:
@@ -66,7 +66,7 @@ def submit(n_clicks: int | None, kind: str | None, values: list[Any], field_ids:
 
 
 def _form_parameters(kind: str, values: list[Any], field_ids: list[dict[str, str]], page_id: str) -> dict[str, Any]:
-    schema = lifecycle.get_kind(kind).form_schema()
+    schema = kinds.get_kind(kind).form_schema()
     parameters = {f["name"]: _coerce(schema, f["name"], v) for f, v in zip(field_ids, values, strict=True)
                   if v is not None}
     if "page_id" in schema.get("properties", {}):

@@ -18,6 +18,7 @@ from services.aws.regions import AWS_REGIONS
 from services.costs import queries
 from services.errors import DomainError
 from services.identity.permissions import Actor
+from services.jobs import kinds as job_kinds
 from services.jobs import lifecycle as job_service
 from services.jobs import schedules
 
@@ -56,7 +57,7 @@ def render_page(pathname: str | None, search: str | None) -> object:
             content = overview.page(today=today, accounts=queries.list_accounts(session, actor=actor),
                                     date_range=_linked_range(query, today))
         elif path == "/jobs":
-            kinds = [(k.name, k.label) for k in job_service.list_kinds(actor=actor)]
+            kinds = [(k.name, k.label) for k in job_kinds.list_kinds(actor=actor)]
             content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor, limit=jobs.PAGE_SIZE),
                                 schedules=schedules.list_schedules(session, actor=actor))
         elif path == "/data":

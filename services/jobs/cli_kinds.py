@@ -25,7 +25,7 @@ from services.aws import profiles
 from services.aws.credentials import ProfileCredentials
 from services.costs import ingest
 from services.errors import InvalidInput
-from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
+from services.jobs.kinds import JobCancelled, JobContext, JobKind, register_kind
 from services.runner import aws_finops, commands
 from services.runner.cli_runner import CliRunner, RunnerConfig
 from services.runner.commands import COMMANDS, CliCommand

@@ -20,7 +20,7 @@ from services import database
 from services.aws import collectors, profiles
 from services.errors import InvalidInput
 from services.imports import pipeline, s3_exports
-from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
+from services.jobs.kinds import JobCancelled, JobContext, JobKind, register_kind
 
 logger = logging.getLogger(__name__)
 

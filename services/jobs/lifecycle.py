@@ -24,25 +24,25 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models import Task, TaskMetrics, TaskResult
 from models.base import utcnow
 from models.task import FINISHED_STATES
-from models.types import db_now, text_tail
+from models.types import db_now
 from services import audit, database
 from services.aws import profiles
 from services.costs import rollups
 from services.costs.ingest import bump_data_version
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor, require_role
+from services.jobs.kinds import JobCancelled, JobContext, JobKind, ProgressFn, append_log, get_kind, register_kind
 from services.validation import is_storable_id, parse
 
 logger = logging.getLogger(__name__)
 
-MAX_LOG_CHARS = 200_000
 LEASE_SECONDS = 60
 
 
@@ -79,7 +79,6 @@ def publish(task_ids: list[int]) -> int:
 APPROVER_ROLES = ("admin", "finance")
 QUEUE_DOWN_NOTICE = ("The job queue is unavailable right now. The job is saved and will start as soon as "
                      "the queue is back.")
-ProgressFn = Callable[[int, str], None]
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -113,98 +112,6 @@ def _view(task: Task) -> TaskView:
                     error=task.error, created_at=task.created_at, finished_at=task.finished_at,
                     owner_id=task.owner_id, parameters=dict(task.parameters), attempts=task.attempts,
                     approval_comment=task.approval_comment, result_summary=task.result_summary)
-
-
-# --- kinds -----------------------------------------------------------------------------------
-
-class JobContext:
-    """What an executor gets: its parameters, and ways to report progress, log, store results."""
-
-    def __init__(self, *, task_id: int, actor: Actor, parameters: dict[str, Any], cancel: threading.Event,
-                 report: ProgressFn | None = None, attempt: int = 1) -> None:
-        self.task_id = task_id
-        self.attempt = attempt
-        self.report = report
-        self.actor = actor
-        self.parameters = parameters
-        self.cancel_event = cancel
-        self.aws_requests = 0
-        self.child_cpu_seconds = 0.0
-        self.child_peak_memory = 0
-
-    def is_cancelled(self) -> bool:
-        """Tell whether the user asked to cancel (or the lease was lost)."""
-        return self.cancel_event.is_set()
-
-    def progress(self, pct: int, step: str) -> None:
-        """Store progress and the current step (also appended to the log)."""
-        with database.session_scope() as session:
-            set_progress(session, task_id=self.task_id, progress=pct, step=step)
-        if self.report is not None:
-            self.report(pct, step)
-
-    def log(self, line: str) -> None:
-        """Append a line to the job's log, readable while it runs."""
-        with database.session_scope() as session:
-            _append_log(session, task_id=self.task_id, line=line)
-
-    def add_result(self, name: str, *, data: dict[str, object] | None = None, path: str | None = None,
-                   content_type: str = "application/json", size: int = 0) -> None:
-        """Keep a result (inline data or a file) for download."""
-        with database.session_scope() as session:
-            session.add(TaskResult(task_id=self.task_id, name=name, data=data, storage_path=path,
-                                   content_type=content_type, size_bytes=size, attempt=self.attempt))
-
-
-class JobCancelled(Exception):
-    """Raised by an executor that stopped because it was asked to."""
-
-
-@dataclass(frozen=True)
-class JobKind:
-    """A kind of job: who may run it, what parameters it takes, how it runs, what it may cost."""
-
-    name: str
-    label: str
-    roles: tuple[str, ...]
-    parameters: type[BaseModel]
-    run: Callable[[JobContext], dict[str, object]]
-    #: Cost Explorer requests the job is expected to make (USD 0.01 each), for approval rules.
-    estimate_ce_requests: Callable[[BaseModel], int] = lambda _p: 0
-    profile_ids: Callable[[BaseModel], list[int]] = lambda _p: []
-    changes_aws: bool = False
-
-    def form_schema(self) -> dict[str, Any]:
-        """Return the parameters' JSON schema with every default filled in, including those a factory
-        makes (which the schema leaves out), so that a form starts from what the job would use."""
-        schema = self.parameters.model_json_schema()
-        for name, info in self.parameters.model_fields.items():
-            prop = schema.get("properties", {}).get(name)
-            if prop is not None and "default" not in prop and info.default_factory is not None:
-                prop["default"] = info.get_default(call_default_factory=True, validated_data={})
-        return schema
-
-
-_KINDS: dict[str, JobKind] = {}
-
-
-def register_kind(kind: JobKind) -> JobKind:
-    """Make a kind of job available to submit."""
-    _KINDS[kind.name] = kind
-    return kind
-
-
-def list_kinds(*, actor: Actor) -> list[JobKind]:
-    """Return the kinds of job the actor may start."""
-    return [k for k in _KINDS.values() if actor.has_role(*k.roles)]
-
-
-def get_kind(name: str) -> JobKind:
-    """Return a registered kind or raise InvalidInput."""
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise InvalidInput(f"kind: there is no kind of job called '{name}'") from None
 
 
 class RebuildRollups(BaseModel):
@@ -317,7 +224,7 @@ def decide_approval(session: Session, *, actor: Actor, task_id: int, approve: bo
         task.status, task.finished_at, task.step = "cancelled", utcnow(), "Rejected"
         task.error = f"rejected: {comment}"
     decision = "approved" if approve else "rejected"
-    _append_log(session, task_id=task_id, line=f"{decision} by {actor.username}: {comment}")
+    append_log(session, task_id=task_id, line=f"{decision} by {actor.username}: {comment}")
     audit.record(session, actor=actor, action="job.approve" if approve else "job.reject", object_type="task",
                  object_id=task_id, details={"comment": comment, "requester": task.owner_id})
     return _view(task)
@@ -333,7 +240,7 @@ def request_cancel(session: Session, *, actor: Actor, task_id: int) -> TaskView:
     task.cancel_requested_at = utcnow()
     if task.status in ("pending", "awaiting_approval", "queued"):
         task.status, task.finished_at, task.error = "cancelled", utcnow(), "cancelled by the user"
-    _append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
+    append_log(session, task_id=task_id, line=f"cancel requested by {actor.username}")
     audit.record(session, actor=actor, action="job.cancel", object_type="task", object_id=task_id)
     return _view(task)
 
@@ -434,29 +341,6 @@ def can_cancel(task: TaskView, *, actor: Actor) -> bool:
     return not task.is_finished and (task.owner_id == actor.user_id or actor.has_role("admin"))
 
 
-# --- progress --------------------------------------------------------------------------------
-
-def _appended(line: str) -> ColumnElement[str]:
-    """The log with a line added, as SQL: the database appends under its row lock, so writers at the
-    same time lose nothing (a read, then a write of the whole log, kept only the last writer's line).
-    Only the newest MAX_LOG_CHARS characters stay."""
-    stamp = utcnow().strftime("%H:%M:%S")
-    return text_tail(func.coalesce(Task.log, "") + f"{stamp} {line}\n", MAX_LOG_CHARS)
-
-
-def _append_log(session: Session, *, task_id: int, line: str) -> None:
-    """Append a line to a job's log in one statement."""
-    session.execute(update(Task).where(Task.id == task_id).values(log=_appended(line))
-                    .execution_options(synchronize_session=False))
-
-
-def set_progress(session: Session, *, task_id: int, progress: int, step: str) -> None:
-    """Store a job's progress percentage and current step, and log the step."""
-    session.execute(update(Task).where(Task.id == task_id)
-                    .values(progress=max(0, min(100, progress)), step=step[:255], log=_appended(step))
-                    .execution_options(synchronize_session=False))
-
-
 # --- execution -------------------------------------------------------------------------------
 
 def heartbeat_seconds() -> float:
@@ -516,7 +400,7 @@ def claim(session: Session, *, task_id: int, owner: str, now: dt.datetime | None
     if task.attempts >= task.max_attempts:
         task.status, task.finished_at = "failed", now
         task.error = f"gave up after {task.attempts} attempts (the worker stopped each time)"
-        _append_log(session, task_id=task_id, line=task.error)
+        append_log(session, task_id=task_id, line=task.error)
         return ClaimOutcome(False, "attempts exhausted")
     if task.cancel_requested_at is not None:
         task.status, task.finished_at, task.error = "cancelled", now, "cancelled by the user"
@@ -625,7 +509,7 @@ def _started(session: Session, *, task_id: int, owner: str) -> dict[str, Any] | 
     """Log the start and return what the run needs; None when the job may not run (it is failed)."""
     task = session.get(Task, task_id)
     assert task is not None  # noqa: S101 - just claimed in this transaction
-    _append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
+    append_log(session, task_id=task_id, line=f"started on {owner} (attempt {task.attempts})")
     try:
         actor = owner_actor(session, owner_id=task.owner_id)
     except PermissionDenied as exc:
@@ -699,7 +583,7 @@ def finish(session: Session, *, task_id: int, owner: str | None, actor: Actor, s
     session.refresh(task)
     # Exactly one run's results stand: those of a run cut off before it could finish go.
     session.execute(delete(TaskResult).where(TaskResult.task_id == task_id, TaskResult.attempt != task.attempts))
-    _append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
+    append_log(session, task_id=task_id, line=f"finished: {status}" + (f" ({error})" if error else ""))
     session.merge(TaskMetrics(task_id=task_id, wall_seconds=wall_seconds, cpu_seconds=cpu_seconds,
                               peak_memory_bytes=peak_memory, aws_requests=aws_requests))
     audit.record(session, actor=actor, action=f"job.{status}", object_type="task", object_id=task_id,

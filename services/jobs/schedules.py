@@ -20,7 +20,7 @@ from models.base import utcnow
 from services import audit
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor
-from services.jobs import lifecycle
+from services.jobs import kinds, lifecycle
 from services.validation import is_storable_id
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _view(s: Schedule) -> ScheduleView:
 
 def create_schedule(session: Session, *, actor: Actor, data: ScheduleCreate) -> ScheduleView:
     """Save a job to run on a schedule; its parameters are checked as the job's would be."""
-    spec = lifecycle.get_kind(data.kind)
+    spec = kinds.get_kind(data.kind)
     if not actor.has_role(*spec.roles):
         raise PermissionDenied("You do not have permission to schedule this kind of job.")
     lifecycle.validate_parameters(spec, data.parameters)

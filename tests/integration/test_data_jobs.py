@@ -19,7 +19,7 @@ from services import database, validation
 from services.aws import profiles
 from services.errors import InvalidInput
 from services.identity.permissions import Actor
-from services.jobs import data_kinds, lifecycle
+from services.jobs import data_kinds, kinds, lifecycle
 from tests.factories import make_user
 from tests.unit.imports.test_importers import SAMPLE
 from tests.web import dash_headers, sign_in_and_enrol
@@ -64,13 +64,13 @@ def test_an_import_job_shows_its_progress_as_rows_land_where_the_database_allows
     monkeypatch.setattr(ingest, "COPY_CHUNK_SIZE", 100)
     monkeypatch.setattr(ingest, "CHUNK_SIZE", 100)
     shown = []
-    progress = lifecycle.JobContext.progress
+    progress = kinds.JobContext.progress
 
     def recording(self, pct, step):
         shown.append((pct, step))
         progress(self, pct, step)
 
-    monkeypatch.setattr(lifecycle.JobContext, "progress", recording)
+    monkeypatch.setattr(kinds.JobContext, "progress", recording)
     headers = _signed_in(client, session)
     with SAMPLE.open(newline="", encoding="utf-8") as fh:
         header, *records = list(csv.reader(fh))

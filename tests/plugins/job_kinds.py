@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
+from services.jobs.kinds import JobCancelled, JobContext, JobKind, register_kind
 
 
 class Steps(BaseModel):

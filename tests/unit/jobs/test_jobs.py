@@ -15,7 +15,7 @@ from models.base import utcnow
 from services import database
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor
-from services.jobs import lifecycle
+from services.jobs import kinds, lifecycle
 from tests.factories import make_profiles, make_user
 
 
@@ -89,7 +89,7 @@ def test_a_run_cut_off_after_keeping_its_result_leaves_exactly_one_result_after_
     with database.session_scope() as s:
         lifecycle.claim(s, task_id=view.id, owner="killed-worker", now=utcnow() - dt.timedelta(hours=1))
     # The killed run had kept its result, then died before it could finish the job.
-    lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event(),
+    kinds.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event(),
                     attempt=1).add_result("steps.json", data={"steps": 2})
     with database.session_scope() as s:
         assert len(lifecycle.list_results(s, actor=people["eve"], task_id=view.id)) == 1  # visible while it stands
@@ -181,7 +181,7 @@ def test_two_writers_logging_at_once_lose_no_line(people):
 
     def write(name):
         # Each writer is a thread of its own, and each line is written in a session of its own.
-        ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+        ctx = kinds.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
         start.wait()
         try:
             for i in range(lines):
@@ -204,9 +204,9 @@ def test_two_writers_logging_at_once_lose_no_line(people):
 
 
 def test_log_keeps_its_newest_characters_up_to_the_cap(people, monkeypatch):
-    monkeypatch.setattr(lifecycle, "MAX_LOG_CHARS", 100)
+    monkeypatch.setattr(kinds, "MAX_LOG_CHARS", 100)
     view = _submit(people["eve"])
-    ctx = lifecycle.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
+    ctx = kinds.JobContext(task_id=view.id, actor=people["eve"], parameters={}, cancel=threading.Event())
     for i in range(30):
         ctx.log(f"line {i:02d}")
     log = _task(view.id).log
@@ -311,7 +311,7 @@ def test_unpublished_and_abandoned_jobs_are_found_for_republishing(people):
 def test_form_schema_fills_in_defaults_that_a_factory_makes():
     import services.jobs.cli_kinds  # noqa: F401 - registers the aws-finops kinds
 
-    audit = lifecycle.get_kind("aws_finops.audit")
+    audit = kinds.get_kind("aws_finops.audit")
     assert "default" not in audit.parameters.model_json_schema()["properties"]["regions"]
     schema = audit.form_schema()
     assert schema["properties"]["regions"]["default"] == ["us-east-1"]
