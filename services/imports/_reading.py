@@ -16,6 +16,7 @@ import csv
 import gzip
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,10 @@ def checksum_of(sources: Sequence[Source]) -> str:
     return digest.hexdigest()
 
 
+#: What ``errors="surrogateescape"`` turns an undecodable byte into.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 class _CsvTable:
     def __init__(self, source: Source, *, compressed: bool) -> None:
         self.source = source
@@ -125,10 +130,27 @@ class _CsvTable:
     def _read(self, row: int) -> list[str] | None:
         try:
             return next(self._reader, None)
-        except (csv.Error, UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
+        except UnicodeDecodeError as exc:
+            # The text layer decodes ahead of the CSV reader, so the error comes a few rows early:
+            # read the file again, keeping undecodable bytes, to name the row that holds the byte.
+            bad_row = self._row_of_undecodable_byte()
+            where = self.source.where(bad_row) if bad_row else f"{self.source.prefix()}header"
+            byte = exc.object[exc.start:exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+            raise InvalidInput(f"{where}: the file is not UTF-8 CSV (byte 0x{byte} is not UTF-8 text); "
+                               "export it as UTF-8") from exc
+        except (csv.Error, OSError, EOFError, zlib.error) as exc:
             where = self.source.where(row) if row else f"{self.source.prefix()}header"
             kind = "gzip-compressed UTF-8 CSV" if self.compressed else "UTF-8 CSV"
             raise InvalidInput(f"{where}: the file cannot be read as {kind} ({exc})") from exc
+
+    def _row_of_undecodable_byte(self) -> int:
+        """Return the row (0: the header) of the first value holding a byte that is not UTF-8."""
+        opener = gzip.open if self.compressed else open
+        with opener(self.source.path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+            for row, values in enumerate(csv.reader(fh)):
+                if any(_UNDECODED.search(value) for value in values):
+                    return row
+        return 0
 
     def records(self, columns: dict[str, str]) -> Iterator[tuple[int, dict[str, object]]]:
         index = [(logical, self.header.index(actual)) for logical, actual in columns.items()]

@@ -837,3 +837,18 @@ def test_a_one_pass_import_reports_the_share_of_the_file_read(db_url, tmp_path, 
     assert shares[0] > 0 and shares[-1] == 1.0
     if not compress:  # gzip is read in blocks as large as this small file
         assert shares[0] < 0.5 and len(set(shares)) > 5
+
+
+@pytest.mark.parametrize("bad_row", [3, 250, 800])
+def test_a_byte_that_is_not_utf8_is_reported_at_its_own_row(db_url, sample, tmp_path, bad_row):
+    header, rows = _read_csv(sample)
+    path = _write_csv(tmp_path / "latin1.csv", header, rows)
+    lines = path.read_bytes().split(b"\n")
+    column = header.index("ServiceName")
+    assert b"," in lines[bad_row]
+    lines[bad_row] = lines[bad_row].replace(rows[bad_row - 1][column].encode(), b"Caf\xe9", 1)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(InvalidInput) as refused, database.session_scope() as s:
+        pipeline.import_file(s, path=path)
+    assert refused.value.message.startswith(f"row {bad_row}:"), refused.value.message
+    assert "UTF-8" in refused.value.message
