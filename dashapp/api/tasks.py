@@ -92,7 +92,7 @@ def get_task(path: TaskPath, query: NoQuery) -> Response:
 def get_task_logs(path: TaskPath, query: NoQuery) -> Response:
     """A job's log so far, as plain text."""
     with database.session_scope() as session:
-        text = lifecycle.get_log(session, actor=current_actor(), task_id=path.task_id)
+        text = lifecycle.get_log(session, actor=current_actor(), task_id=path.task_id, is_view=True)
     return Response(text, mimetype="text/plain")
 
 
