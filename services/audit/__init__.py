@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -99,6 +99,11 @@ def _lock_head(session: Session, *, wait: bool) -> AuditChainHead | None:
     """Lock the chain head (creating it on the first event); None when another holds it and not ``wait``."""
     query = (select(AuditChainHead).where(AuditChainHead.id == 1)
              .with_for_update(skip_locked=not wait).execution_options(populate_existing=True))
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks and reads outside a write transaction: take the database's write
+        # lock with a write first (waiting for it), so the head read next is the latest one.
+        session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
+                        .values(last_seq=AuditChainHead.last_seq).execution_options(synchronize_session=False))
     head = session.scalar(query)
     if head is None:
         if session.scalar(select(AuditChainHead.id).where(AuditChainHead.id == 1)) is not None:

@@ -76,3 +76,31 @@ def test_a_deferred_row_is_chained_at_once_when_no_one_else_holds_the_head(db_ur
     with database.session_scope() as s:
         report = audit.verify_chain(s)
     assert row.seq == 1 and report.is_intact and report.rows == 1 and report.pending == 0
+
+
+def test_concurrent_writers_on_sqlite_each_take_the_next_place_in_the_chain(db_url, backend):
+    import threading
+
+    from services import database
+    from services.audit import record, verify_chain
+    from services.identity.permissions import Actor
+
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(15):
+                with database.session_scope() as s:
+                    record(s, actor=Actor.system(f"w{worker}"), action="test.write", object_id=i)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    with database.session_scope() as s:
+        report = verify_chain(s)
+    assert report.is_intact and report.rows >= 90, report.problems
