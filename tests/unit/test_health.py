@@ -22,7 +22,9 @@ def celery_client(db_url, tmp_path, monkeypatch):
 
     for name in ("LEASE_SECONDS", "_publisher", "_policy"):  # create_app configures the jobs
         monkeypatch.setattr(lifecycle, name, getattr(lifecycle, name))
-    broker = f"redis://127.0.0.1:6379/{int(os.environ.get('TEST_REDIS_DB', '11'))}"
+    # Not the run's own pair of databases (TEST_REDIS_DB and the next): the browser and integration
+    # tests' workers listen there for the whole session, and would answer.
+    broker = f"redis://127.0.0.1:6379/{(int(os.environ.get('TEST_REDIS_DB', '11')) + 2) % 16}"
     app = create_app(make_settings(db_url, tmp_path, CELERY_BROKER_URL=broker, METRICS_TOKEN=TOKEN))
     app.config["TESTING"] = True
     inspections = []
