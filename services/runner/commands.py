@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.aws.credentials import SECRET_ACCESS_KEY_PATTERN, SESSION_TOKEN_PATTERN
 from services.aws.regions import AWS_REGIONS
 from services.errors import InvalidInput
 
@@ -89,8 +90,9 @@ AccountId = Annotated[str, _STRICT, StringConstraints(max_length=12, pattern=r"^
 RoleArn = Annotated[str, _STRICT, StringConstraints(
     max_length=600, pattern=r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 AccessKeyId = Annotated[str, _STRICT, StringConstraints(pattern=r"^[A-Z0-9]{16,128}$")]
-SecretText = Annotated[str, _STRICT, StringConstraints(pattern=r"^[A-Za-z0-9/+=]{16,128}$")]
-SessionToken = Annotated[str, _STRICT, StringConstraints(pattern=r"^[A-Za-z0-9/+=]{16,8192}$")]
+# The secrets' one rule, which the profiles' API applies too: what is saved can be written.
+SecretText = Annotated[str, _STRICT, StringConstraints(pattern=SECRET_ACCESS_KEY_PATTERN)]
+SessionToken = Annotated[str, _STRICT, StringConstraints(pattern=SESSION_TOKEN_PATTERN)]
 ExternalId = Annotated[str, _STRICT, StringConstraints(pattern=r"^[A-Za-z0-9+=,.@:/_-]{2,1224}$")]
 StrictInt = Annotated[int, _STRICT]
 StrictBool = Annotated[bool, _STRICT]
