@@ -63,7 +63,8 @@ INJECTIONS: dict[str, object] = {
 #: A valid value for every field of every allow-listed command (each injection replaces one).
 VALID: dict[type[CliCommand], dict[str, Any]] = {
     AwsFinopsCost: {"profiles": ["alpha"], "regions": ["us-east-1"], "time_range_days": 30, "last_month": False,
-                    "tags": {"Team": "FinOps"}, "report_name": "monthly", "report_types": ["json", "csv"]},
+                    "tags": {"Team": "FinOps"}, "report_name": "monthly", "report_types": ["json", "csv"],
+                    "lead_with_sample": False},
     AwsFinopsTrend: {"profiles": ["alpha"], "tags": {"Team": "FinOps"}, "report_name": "trend"},
     AwsFinopsAudit: {"profiles": ["alpha"], "regions": ["us-east-1"], "report_name": "audit",
                      "report_types": ["json"]},
@@ -119,8 +120,8 @@ def test_the_injection_corpus_covers_every_parameter_of_every_allow_listed_comma
     for cls, example in VALID.items():
         assert set(example) == set(cls.model_fields), cls.name
         parse_command(cls.name, example)  # the baseline is valid: only the injected value is refused
-    assert len(SLOTS) == 41
-    assert len(CASES) == len(SLOTS) * len(INJECTIONS) == 1107
+    assert len(SLOTS) == 42
+    assert len(CASES) == len(SLOTS) * len(INJECTIONS) == 1134
 
 
 @pytest.mark.parametrize("cls, name, where, bad", CASES)
