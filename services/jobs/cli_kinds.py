@@ -27,7 +27,7 @@ from services.costs import ingest
 from services.errors import InvalidInput
 from services.jobs.lifecycle import JobCancelled, JobContext, JobKind, register_kind
 from services.runner import aws_finops, commands
-from services.runner.cli_runner import CliRunner, RunnerConfig
+from services.runner.cli_runner import CliRunner, RunnerConfig, RunResult
 from services.runner.commands import COMMANDS, CliCommand
 
 logger = logging.getLogger(__name__)
@@ -144,13 +144,13 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
     periods = _snapshot_periods(command, dt.datetime.now(dt.UTC).date())
     if isinstance(command, commands.AwsFinopsCost) and periods is None:
         ctx.log("Costs are kept as results only: a tag filter or a day range is not a billing month.")
-    runs: dict[int, Path | None] = {}  # the group runs seen, by id: each is counted once
+    runs: dict[int, RunResult] = {}  # the group runs seen (kept, so an id stays theirs): each counted once
     try:
         for result in aws_finops.run_aws_finops_per_profile(
                 runner=runner(), command=command, profiles=creds, cancel=ctx.cancel_event, on_output=log.add,
                 on_progress=lambda pct, step: ctx.progress(pct, step)):
             if id(result.run) not in runs:
-                runs[id(result.run)] = result.run.output_dir
+                runs[id(result.run)] = result.run
                 ctx.child_cpu_seconds += result.run.cpu_seconds
                 ctx.child_peak_memory = max(ctx.child_peak_memory, result.run.peak_rss_bytes)
                 ctx.aws_requests += sum(result.run.aws_requests.values())
@@ -171,9 +171,9 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
                 failures.append(f"{result.profile}: {result.reason}")
     finally:
         log.flush()
-        for output_dir in runs.values():
-            if output_dir is not None:
-                shutil.rmtree(output_dir, ignore_errors=True)
+        for run in runs.values():
+            if run.output_dir is not None:
+                shutil.rmtree(run.output_dir, ignore_errors=True)
     if failures:
         raise InvalidInput(f"{len(failures)} of {len(creds)} profiles failed. " + "; ".join(failures)[:900])
     return {"profiles": outcomes}
