@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     JOB_REPUBLISH_SECONDS: float = Field(default=30.0, ge=1, le=3600)
     #: Cache cost query results (in Redis when REDIS_URL is set, else in each process).
     QUERY_CACHE: bool = True
-    #: A CLI job (one aws-finops profile, one aws command) is killed after this many seconds.
+    #: A CLI run (one aws-finops group of profiles, one aws command) is killed after this many seconds.
     RUNNER_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0, le=6 * 3600)
+    #: Processes one job runs at once: an aws-finops job runs its profiles in this many groups.
+    RUNNER_CONCURRENCY: int = Field(default=4, ge=1, le=32)
     #: Output kept from one CLI run; the rest is cut (and the job says so).
     RUNNER_OUTPUT_CAP_BYTES: int = Field(default=2_000_000, ge=10_000)
     #: Modules that register more kinds of job (comma-separated), for a deployment's own jobs.

@@ -26,7 +26,8 @@ def configure_services(settings: Settings) -> None:
     instance = Path(settings.INSTANCE_DIR).resolve()
     cli_kinds.configure(
         RunnerConfig(endpoint_url=settings.AWS_ENDPOINT_URL, timeout_seconds=settings.RUNNER_TIMEOUT_SECONDS,
-                     output_cap_bytes=settings.RUNNER_OUTPUT_CAP_BYTES, output_root=_private(instance / "runs"),
+                     output_cap_bytes=settings.RUNNER_OUTPUT_CAP_BYTES, concurrency=settings.RUNNER_CONCURRENCY,
+                     output_root=_private(instance / "runs"),
                      scratch_root=_private(instance / "scratch")),
         results_root=_private(instance / "results"))
     data_kinds.configure(uploads_root=_private(instance / "uploads"))

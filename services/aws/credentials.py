@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: A secret access key: AWS issues 40 characters of base64 ([A-Za-z0-9/+=]); 16 to 128 are taken.
+#: The runner writes it into an AWS credentials file (INI), where nothing else is safe: no
+#: space, newline, '[', ';' or '#' may open a section, add a setting or end the value.
+SECRET_ACCESS_KEY_PATTERN = r"^[A-Za-z0-9/+=]{16,128}$"  # noqa: S105 - a pattern, not a secret
+#: A session token (STS): base64 as well, far longer.
+SESSION_TOKEN_PATTERN = r"^[A-Za-z0-9/+=]{16,8192}$"  # noqa: S105 - a pattern, not a secret
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProfileCredentials:

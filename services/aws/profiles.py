@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from models import AwsProfile, MFADevice, ProfileGrant
 from models.base import utcnow
 from services import audit, crypto
-from services.aws.credentials import ProfileCredentials
+from services.aws.credentials import SECRET_ACCESS_KEY_PATTERN, SESSION_TOKEN_PATTERN, ProfileCredentials
 from services.aws.regions import AWS_REGIONS
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.auth import mfa_secret_context
@@ -70,8 +70,10 @@ class ProfileCreate(BaseModel):
     description: str = Field(default="", max_length=255)
     auth_type: Literal["keys", "assume_role"] = "keys"
     access_key_id: str | None = Field(default=None, max_length=128)
-    secret_access_key: str | None = Field(default=None, min_length=16, max_length=256)
-    session_token: str | None = Field(default=None, max_length=4096)
+    #: The runner's own rule (services.aws.credentials): a saved secret can always be written. A
+    #: token is also capped at 4096 characters, as its encrypted column holds 8192.
+    secret_access_key: str | None = Field(default=None, pattern=SECRET_ACCESS_KEY_PATTERN)
+    session_token: str | None = Field(default=None, max_length=4096, pattern=SESSION_TOKEN_PATTERN)
     role_arn: str | None = Field(default=None, max_length=2048)
     external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")
     source_profile_id: int | None = None
@@ -111,8 +113,10 @@ class ProfileUpdate(BaseModel):
 
     description: str | None = Field(default=None, max_length=255)
     access_key_id: str | None = Field(default=None, max_length=128)
-    secret_access_key: str | None = Field(default=None, min_length=16, max_length=256)
-    session_token: str | None = Field(default=None, max_length=4096)
+    #: The runner's own rule (services.aws.credentials): a saved secret can always be written. A
+    #: token is also capped at 4096 characters, as its encrypted column holds 8192.
+    secret_access_key: str | None = Field(default=None, pattern=SECRET_ACCESS_KEY_PATTERN)
+    session_token: str | None = Field(default=None, max_length=4096, pattern=SESSION_TOKEN_PATTERN)
     role_arn: str | None = Field(default=None, max_length=2048)
     external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")
     default_regions: list[str] | None = Field(default=None, min_length=1, max_length=40)

@@ -27,7 +27,7 @@ from services.costs import ingest
 from services.errors import InvalidInput
 from services.jobs.kinds import JobCancelled, JobContext, JobKind, register_kind
 from services.runner import aws_finops, commands
-from services.runner.cli_runner import CliRunner, RunnerConfig
+from services.runner.cli_runner import CliRunner, RunnerConfig, RunResult
 from services.runner.commands import COMMANDS, CliCommand
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ _config = RunnerConfig()
 _results_root: Path | None = None
 _runner: CliRunner | None = None
 _lock = threading.Lock()
-#: Cost Explorer requests of one aws-finops cost run: 4, plus 4 per profile (measured).
-CE_REQUESTS_PER_COST_RUN = 8
 LABELS = {
     "aws_finops.cost": "AWS FinOps: cost by service",
     "aws_finops.trend": "AWS FinOps: six-month trend",
@@ -64,7 +62,7 @@ def runner() -> CliRunner:
 def _job_model(command: type[CliCommand]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name, info in command.model_fields.items():
-        if name in ("profiles", "profile"):
+        if name in ("profiles", "profile", "lead_with_sample"):  # ours to set, not the user's
             continue
         fields[name] = (info.annotation, info)
     if "profiles" in command.model_fields:
@@ -104,7 +102,8 @@ def _credentials(ctx: JobContext, ids: list[int], purpose: str) -> list[ProfileC
 
 
 def _keep_files(ctx: JobContext, files: tuple[Path, ...], output_dir: Path | None, prefix: str) -> None:
-    """Move a run's report files into the job's result folder and list them as results."""
+    """Move a profile's report files into the job's result folder and list them as results
+    (the caller removes the run's output dir once all of its profiles are kept)."""
     if _results_root is None or output_dir is None:
         return
     target = _results_root / str(ctx.task_id)
@@ -115,7 +114,6 @@ def _keep_files(ctx: JobContext, files: tuple[Path, ...], output_dir: Path | Non
         content_type = {".json": "application/json", ".csv": "text/csv", ".pdf": "application/pdf"}.get(
             kept.suffix, "application/octet-stream")
         ctx.add_result(kept.name, path=str(kept), content_type=content_type, size=kept.stat().st_size)
-    shutil.rmtree(output_dir, ignore_errors=True)
 
 
 def _plain(value: Any) -> Any:
@@ -146,12 +144,16 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
     periods = _snapshot_periods(command, dt.datetime.now(dt.UTC).date())
     if isinstance(command, commands.AwsFinopsCost) and periods is None:
         ctx.log("Costs are kept as results only: a tag filter or a day range is not a billing month.")
+    runs: dict[int, RunResult] = {}  # the group runs seen (kept, so an id stays theirs): each counted once
     try:
         for result in aws_finops.run_aws_finops_per_profile(
                 runner=runner(), command=command, profiles=creds, cancel=ctx.cancel_event, on_output=log.add,
                 on_progress=lambda pct, step: ctx.progress(pct, step)):
-            ctx.child_cpu_seconds += result.run.cpu_seconds
-            ctx.child_peak_memory = max(ctx.child_peak_memory, result.run.peak_rss_bytes)
+            if id(result.run) not in runs:
+                runs[id(result.run)] = result.run
+                ctx.child_cpu_seconds += result.run.cpu_seconds
+                ctx.child_peak_memory = max(ctx.child_peak_memory, result.run.peak_rss_bytes)
+                ctx.aws_requests += sum(result.run.aws_requests.values())
             _keep_files(ctx, result.files, result.run.output_dir, result.profile)
             summary = {"status": result.status, "reason": result.reason, "account_id": result.account_id,
                        "errors": list(result.errors), "warnings": list(result.warnings),
@@ -169,6 +171,9 @@ def _run_finops(command_name: str, ctx: JobContext) -> dict[str, object]:
                 failures.append(f"{result.profile}: {result.reason}")
     finally:
         log.flush()
+        for run in runs.values():
+            if run.output_dir is not None:
+                shutil.rmtree(run.output_dir, ignore_errors=True)
     if failures:
         raise InvalidInput(f"{len(failures)} of {len(creds)} profiles failed. " + "; ".join(failures)[:900])
     return {"profiles": outcomes}
@@ -221,6 +226,7 @@ def _run_aws(command_name: str, ctx: JobContext) -> dict[str, object]:
         log.flush()
     ctx.child_cpu_seconds += run.cpu_seconds
     ctx.child_peak_memory = max(ctx.child_peak_memory, run.peak_rss_bytes)
+    ctx.aws_requests += sum(run.aws_requests.values())
     if run.status == "cancelled":
         raise JobCancelled()
     if not run.is_success:
@@ -234,11 +240,18 @@ def _run_aws(command_name: str, ctx: JobContext) -> dict[str, object]:
     return {"truncated": run.truncated, "bytes": len(run.stdout)}
 
 
+def _finops_estimate(command_name: str, params: BaseModel) -> int:
+    """The Cost Explorer requests of the job as it will run: its profiles, in the runner's groups."""
+    values = params.model_dump(exclude={"profile_ids"})
+    names = [f"p{i}" for i in range(len(_profile_ids(params)))]  # the names do not change the count
+    command = commands.parse_command(command_name, {**values, "profiles": names})
+    assert isinstance(command, commands.AwsFinopsCommand)  # noqa: S101 - by name
+    return aws_finops.expected_ce_requests(command, _config.concurrency)
+
+
 def _estimate(command_name: str) -> Any:
-    if command_name == "aws_finops.cost":
-        return lambda p: 4 + 4 * len(_profile_ids(p))
-    if command_name == "aws_finops.trend":
-        return lambda p: 2 * len(_profile_ids(p))
+    if command_name.startswith("aws_finops."):
+        return lambda p: _finops_estimate(command_name, p)
     if command_name == "aws.ce.get-cost-and-usage":
         return lambda p: 1
     return lambda p: 0

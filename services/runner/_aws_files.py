@@ -75,10 +75,24 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def write_aws_files(aws_dir: Path, profiles: Sequence[ProfileCredentials]) -> tuple[Path, Path]:
-    """Write an AWS config and credentials file (mode 0600) holding the given profiles."""
+class _KeylessCheck(BaseModel):
+    name: ProfileName
+
+
+def write_aws_files(aws_dir: Path, profiles: Sequence[ProfileCredentials],
+                    keyless: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write an AWS config and credentials file (mode 0600) holding the given profiles, and the
+    ``keyless`` ones: a region and no credentials, so botocore refuses their calls unsent."""
     check_credentials(profiles)
-    config_lines: list[str] = []
+    taken = {p.name for p in profiles} | {_key_profile(p) for p in profiles}
+    for name in keyless:
+        try:
+            _KeylessCheck.model_validate({"name": name})
+        except ValidationError:
+            raise InvalidInput("A keyless profile name is malformed.") from None
+        if name in taken:
+            raise InvalidInput("A keyless profile takes the name of another profile.")
+    config_lines: list[str] = [line for name in keyless for line in (f"[profile {name}]", "region = us-east-1", "")]
     credential_lines: list[str] = []
     written_keys: set[str] = set()
     for profile in profiles:

@@ -1,14 +1,22 @@
-"""aws-finops: one run per profile, judged from its JSON export and its output, never its exit code.
+"""aws-finops: runs over groups of profiles, judged per profile from its JSON export and its
+output, never its exit code.
 
-``aws-finops`` exits 0 even when every AWS call failed: :func:`judge_aws_finops` decides from its
-JSON export and its "Error ..." / "Warning ..." lines, and :func:`run_aws_finops_per_profile` runs
-it once per profile to report progress per profile.
+``aws-finops`` exits 0 even when every AWS call failed: :func:`judge_aws_finops_group` decides
+from its JSON export and its "Error ..." / "Warning ..." lines. :func:`run_aws_finops_per_profile`
+runs the profiles in at most ``RunnerConfig.concurrency`` groups at once, one process per group
+(``--profiles a b c``), so a job pays for the tool's start once per group, not per profile.
+A cost run is led by a keyless profile (``commands.SAMPLE_PROFILE``), so that its first, extra
+query of costs (only to title its table) sends no request: a job makes no more Cost Explorer
+requests than the tool run by hand over the same profiles.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import queue
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -102,11 +110,10 @@ class FinopsProfileResult:
     report: FinopsReport | None
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
+    #: The process that ran this profile, with others of its group.
     run: RunResult
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        return self.run.files
+    #: This profile's own report files (split from the group's exports).
+    files: tuple[Path, ...] = ()
 
 
 _LOG_TIME = re.compile(r"^\s*(?:\[\d{2}:\d{2}:\d{2}\]\s*)?")
@@ -145,14 +152,22 @@ def _service_costs(value: object) -> dict[str, Decimal]:
     return {str(service): _dec(amount) for service, amount in value}
 
 
-def _read_entry(path: Path, profile: str) -> dict[str, Any]:
+def _read_entries(path: Path, profiles: Sequence[str], sample: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The export's entry of each profile (some may be missing); anything else is a ValueError."""
     data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
-        raise ValueError("expected a list with one profile")
-    entry = data[0]
-    if entry.get("profile") != profile:
-        raise ValueError("the report is about another profile")
-    return entry
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
+        raise ValueError("expected a list of profiles")
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in data:
+        name = entry.get("profile")
+        if name in sample:
+            continue
+        if name not in profiles or name in entries:
+            raise ValueError("the report is about another profile")
+        entries[name] = entry
+    if not entries:
+        raise ValueError("the report holds none of the profiles")
+    return entries
 
 
 def _cost_report(entry: dict[str, Any]) -> FinopsCostReport:
@@ -187,37 +202,112 @@ def _trend_report(entry: dict[str, Any]) -> FinopsTrendReport:
                              monthly_costs=tuple((str(m), _dec(c)) for m, c in entry["monthly_costs"]))
 
 
-def judge_aws_finops(command: CliCommand, run: RunResult) -> FinopsProfileResult:
-    """Decide whether one aws-finops run (one profile) worked: its exit code says little.
+_SAMPLE_NOISE = "Unable to locate credentials"  # botocore's words for the keyless profile's calls
 
-    Failed when the run failed, when no JSON export was written, when the export says
-    ``success: false`` or carries no account id ("Unknown", "Error": STS failed), or when the
-    output has "Error ..." lines (a failed Cost Explorer call is exported as a cost of 0).
-    "Warning ..." lines (a region or service that could not be read) are kept, not fatal.
+
+def _split_exports(run: RunResult, profiles: Sequence[str]) -> dict[str, tuple[Path, ...]]:
+    """Write each profile's own JSON and CSV export (its entry, its row) from the group's ones.
+
+    The tool writes one file per format and run; a profile's results keep the files it would
+    have written alone (the keyless profile left out). A PDF is never split: runs asking for one
+    hold one profile (see :func:`plan_groups`).
     """
-    if not isinstance(command, AwsFinopsCommand) or len(command.profiles) != 1:
-        raise InvalidInput("Judge one aws-finops run for one profile.")
-    profile, mode = command.profiles[0], command.mode
-    errors, warnings = classify_aws_finops_output(run.stdout)
+    split: dict[str, list[Path]] = {name: [] for name in profiles}
+    for path in run.files:
+        if path.suffix not in (".json", ".csv"):
+            continue
+        with path.open(encoding="utf-8", newline="") as handle:
+            text = handle.read()
+        for name in profiles:
+            folder = path.parent / "profiles" / name
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if path.suffix == ".json":
+                entries = [e for e in json.loads(text) if isinstance(e, dict) and e.get("profile") == name]
+                if not entries:
+                    continue
+                content = json.dumps(entries, indent=4)
+            else:
+                rows = list(csv.reader(io.StringIO(text, newline="")))
+                mine = [row for row in rows[1:] if row and row[0] == name]
+                if not mine:
+                    continue
+                buffer = io.StringIO(newline="")
+                csv.writer(buffer).writerows([rows[0], *mine])
+                content = buffer.getvalue()
+            target = folder / path.name
+            target.write_text(content, encoding="utf-8", newline="")
+            split[name].append(target)
+        path.unlink()
+    return {name: tuple(files) for name, files in split.items()}
 
-    def outcome(status: RunStatus, reason: str | None, account_id: str | None = None,
+
+def _mentions(line: str, profile: str) -> bool:
+    return re.search(rf"\bprofile '?{re.escape(profile)}'?(?![\w.-])", line) is not None
+
+
+def judge_aws_finops_group(command: CliCommand, run: RunResult) -> list[FinopsProfileResult]:
+    """Decide, for each profile of one aws-finops run, whether it worked: the exit code says little.
+
+    A profile failed when the run failed, when the JSON export is missing or has no entry for it,
+    when its entry says ``success: false`` or carries no account id ("Unknown", "Error": STS
+    failed), or when the output has "Error ..." lines (a failed Cost Explorer call is exported as
+    a cost of 0). An error line that names a profile counts against that one; the tool names none
+    in most, and such a line counts against every profile of the run. "Warning ..." lines (a
+    region or service that could not be read) are kept, not fatal. The keyless profile's lines
+    and entry are left out.
+    """
+    if not isinstance(command, AwsFinopsCommand):
+        raise InvalidInput("Judge an aws-finops run.")
+    names, mode, sample = list(command.profiles), command.mode, command.keyless_profile_names()
+    errors, warnings = classify_aws_finops_output(run.stdout)
+    if sample:
+        errors = tuple(e for e in errors if _SAMPLE_NOISE not in e)
+        warnings = tuple(w for w in warnings if _SAMPLE_NOISE not in w)
+    named = {name: tuple(e for e in errors if _mentions(e, name)) for name in names}
+    unnamed = tuple(e for e in errors if not any(_mentions(e, name) for name in names))
+    # Until the export is read, a run's files are the first profile's (they are kept with it).
+    files: dict[str, tuple[Path, ...]] = {names[0]: run.files}
+
+    def outcome(profile: str, status: RunStatus, reason: str | None, account_id: str | None = None,
                 report: FinopsReport | None = None) -> FinopsProfileResult:
         return FinopsProfileResult(profile=profile, mode=mode, status=status, reason=reason,
-                                   account_id=account_id, report=report, errors=errors,
-                                   warnings=warnings, run=run)
+                                   account_id=account_id, report=report, errors=named[profile] + unnamed,
+                                   warnings=warnings, run=run, files=files.get(profile, ()))
+
+    def no_trend_data(profile: str) -> bool:
+        return mode == "trend" and (f"No trend data available for profile {profile}" in run.stdout
+                                    or (len(names) == 1 and "No trend data available" in run.stdout))
 
     if run.status != "succeeded":
-        return outcome(run.status, run.reason)
+        return [outcome(name, run.status, run.reason) for name in names]
     exports = [f for f in run.files if f.suffix == ".json"]
     if len(exports) != 1:
-        if mode == "trend" and "No trend data available" in run.stdout:
-            return outcome("failed", "aws-finops found no trend data for this profile")
         first = f": {errors[0]}" if errors else ""
-        return outcome("failed", f"aws-finops wrote no JSON report{first}")
+        return [outcome(name, "failed", "aws-finops found no trend data for this profile") if no_trend_data(name)
+                else outcome(name, "failed", f"aws-finops wrote no JSON report{first}") for name in names]
     try:
-        entry = _read_entry(exports[0], profile)
+        entries = _read_entries(exports[0], names, sample)
+        if len(names) > 1 or sample:
+            files = _split_exports(run, names)
+    except (ValueError, UnicodeDecodeError, OSError, csv.Error) as exc:
+        logger.warning("unexpected aws-finops JSON in %s: %s", exports[0], exc)
+        return [outcome(name, "failed", "aws-finops wrote a JSON report of an unexpected shape") for name in names]
+    return [_judge_entry(name, mode, entries.get(name), outcome, no_trend_data(name)) for name in names]
+
+
+def _judge_entry(name: str, mode: str, entry: dict[str, Any] | None, outcome: Any,
+                 no_trend_data: bool) -> FinopsProfileResult:
+    result: FinopsProfileResult
+    if entry is None:
+        if no_trend_data:
+            result = outcome(name, "failed", "aws-finops found no trend data for this profile")
+        else:
+            result = outcome(name, "failed", "aws-finops wrote no report for this profile")
+        return result
+    try:
         if mode == "cost" and entry.get("success") is not True:
-            return outcome("failed", f"aws-finops could not process the profile: {entry.get('error')}")
+            result = outcome(name, "failed", f"aws-finops could not process the profile: {entry.get('error')}")
+            return result
         report: FinopsReport
         if mode == "cost":
             report = _cost_report(entry)
@@ -225,26 +315,79 @@ def judge_aws_finops(command: CliCommand, run: RunResult) -> FinopsProfileResult
             report = _audit_report(entry)
         else:
             report = _trend_report(entry)
-    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError, UnicodeDecodeError) as exc:
-        logger.warning("unexpected aws-finops JSON in %s: %s", exports[0], exc)
-        return outcome("failed", "aws-finops wrote a JSON report of an unexpected shape")
+    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
+        logger.warning("unexpected aws-finops JSON for profile %s: %s", name, exc)
+        result = outcome(name, "failed", "aws-finops wrote a JSON report of an unexpected shape")
+        return result
     account_id = entry.get("account_id")
+    checked = outcome(name, "succeeded", None, str(account_id), report)
     if account_id is None or str(account_id) in _UNKNOWN_ACCOUNTS:
-        return outcome("failed", "aws-finops could not identify the account (the STS call failed)"
-                       + (f": {warnings[0]}" if warnings else ""), None, report)
-    if errors:
-        return outcome("failed", f"aws-finops reported {len(errors)} error(s): {errors[0]}", str(account_id), report)
-    return outcome("succeeded", None, str(account_id), report)
+        result = outcome(name, "failed", "aws-finops could not identify the account (the STS call failed)"
+                         + (f": {checked.warnings[0]}" if checked.warnings else ""), None, report)
+    elif checked.errors:
+        result = outcome(name, "failed", f"aws-finops reported {len(checked.errors)} error(s): {checked.errors[0]}",
+                         str(account_id), report)
+    else:
+        result = checked
+    return result
+
+
+def judge_aws_finops(command: CliCommand, run: RunResult) -> FinopsProfileResult:
+    """Judge one aws-finops run for one profile (see :func:`judge_aws_finops_group`)."""
+    if not isinstance(command, AwsFinopsCommand) or len(command.profiles) != 1:
+        raise InvalidInput("Judge one aws-finops run for one profile.")
+    (result,) = judge_aws_finops_group(command, run)
+    return result
+
+
+def plan_groups(command: AwsFinopsCommand, concurrency: int) -> list[list[str]]:
+    """Split the command's profiles, in order, into at most ``concurrency`` groups of even size.
+
+    A run asking for a PDF holds one profile (a PDF cannot be split per profile).
+    """
+    names = list(command.profiles)
+    report_types = getattr(command, "report_types", ["json"])
+    count = len(names) if "pdf" in report_types else max(1, min(concurrency, len(names)))
+    size, extra = divmod(len(names), count)
+    groups, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        groups.append(names[start:end])
+        start = end
+    return [g for g in groups if g]
+
+
+def leads_with_sample(command: AwsFinopsCommand) -> bool:
+    """Whether a run of this command is led by the keyless profile (a cost run without a PDF,
+    whose table would show that profile's empty row)."""
+    return isinstance(command, AwsFinopsCost) and "pdf" not in command.report_types
+
+
+def expected_ce_requests(command: AwsFinopsCommand, concurrency: int) -> int:
+    """Cost Explorer requests a job of this command makes (measured against moto, aws-finops 2.3.0).
+
+    Cost: 4 per profile, and 4 more per run when the run is not led by the keyless profile (the
+    tool's table title query of the first profile). Trend: 1 per profile. Audit: none.
+    """
+    profiles = len(command.profiles)
+    if isinstance(command, AwsFinopsCost):
+        runs = 0 if leads_with_sample(command) else len(plan_groups(command, concurrency))
+        return 4 * profiles + 4 * runs
+    if isinstance(command, AwsFinopsTrend):
+        return profiles
+    return 0
 
 
 def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | AwsFinopsTrend | AwsFinopsAudit,
                                profiles: Sequence[ProfileCredentials], timeout_per_profile: float | None = None,
                                cancel: threading.Event | None = None, on_output: OutputFn | None = None,
                                on_progress: ProgressFn | None = None) -> Iterator[FinopsProfileResult]:
-    """Run aws-finops once per profile of the command, each in its own output dir; yield judged results.
+    """Run aws-finops over the command's profiles in groups, at most ``runner.config.concurrency``
+    processes at once, each in its own output dir; yield each profile's judged result, in order.
 
-    Progress goes from 0 to 100 over the profiles. After a cancelled run the remaining profiles
-    are not started.
+    A group's profiles complete together; progress is the share of profiles done (and of the
+    running groups' own progress bars). Callbacks run in the calling thread. After a cancel, or
+    when the caller stops iterating, the running processes are stopped.
     """
     checked = revalidate(command)
     assert isinstance(checked, AwsFinopsCommand)  # revalidate keeps the class
@@ -255,22 +398,73 @@ def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | Aw
         raise InvalidInput("No credentials were supplied for a profile of this command.",
                            details={"profiles": missing})
     total = len(names)
-    for index, name in enumerate(names):
-        if cancel is not None and cancel.is_set():
-            return
-        if on_progress is not None:
-            on_progress(index * 100 // total, f"profile {name} ({index + 1}/{total})")
+    groups = plan_groups(checked, runner.config.concurrency)
+    update: dict[str, object] = {"lead_with_sample": True} if leads_with_sample(checked) else {}
+    stop = threading.Event()
+    events: queue.Queue[tuple[str, int, object]] = queue.Queue()
+    done_runs: dict[int, RunResult | BaseException] = {}
+    share = [0.0] * len(groups)  # each group's part done, in profiles
+    reported = -1
 
-        def inner_progress(percent: int, step: str, _index: int = index, _name: str = name) -> None:
-            if on_progress is not None:
-                on_progress((_index * 100 + percent) // total, f"profile {_name}: {step}")
+    def work(index: int) -> None:
+        group = groups[index]
+        single = checked.model_copy(update={"profiles": group, **update})
+        try:
+            run = runner.run(single, profiles=[by_name[n] for n in group],
+                             timeout=None if timeout_per_profile is None else timeout_per_profile * len(group),
+                             cancel=stop, on_output=lambda line: events.put(("line", index, line)),
+                             on_progress=lambda pct, _step: events.put(("progress", index, pct)))
+            events.put(("done", index, run))
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
+            events.put(("done", index, exc))
 
-        single = checked.model_copy(update={"profiles": [name]})
-        run = runner.run(single, profiles=[by_name[name]], timeout=timeout_per_profile, cancel=cancel,
-                         on_output=on_output, on_progress=inner_progress)
-        judged = judge_aws_finops(single, run)
-        if on_progress is not None:
-            on_progress((index + 1) * 100 // total, f"profile {name}: {judged.status}")
-        yield judged
-        if judged.status == "cancelled":
-            return
+    def progress(step: str) -> None:
+        nonlocal reported
+        percent = int(sum(share) * 100 // total)
+        if on_progress is not None and percent >= reported:
+            reported = percent
+            on_progress(percent, step)
+
+    def label(group: list[str]) -> str:
+        first = names.index(group[0]) + 1
+        if len(group) == 1:
+            return f"profile {group[0]} ({first}/{total})"
+        return f"profiles {', '.join(group)} ({first}-{first + len(group) - 1}/{total})"
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"aws-finops-group-{i}", daemon=True)
+               for i in range(len(groups))]
+    progress(label(groups[0]))
+    try:
+        for thread in threads:
+            thread.start()
+        for index, group in enumerate(groups):
+            while index not in done_runs:
+                if cancel is not None and cancel.is_set():
+                    stop.set()
+                try:
+                    kind, source, value = events.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if kind == "line" and on_output is not None:
+                    on_output(str(value))
+                elif kind == "progress" and isinstance(value, int):
+                    share[source] = max(share[source], len(groups[source]) * min(value, 99) / 100)
+                    progress(f"{label(groups[source])}: running")
+                elif kind == "done":
+                    done_runs[source] = value  # type: ignore[assignment]
+            outcome = done_runs[index]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            share[index] = 0.0
+            for position, judged in enumerate(judge_aws_finops_group(
+                    checked.model_copy(update={"profiles": group, **update}), outcome)):
+                share[index] = position + 1
+                progress(f"profile {judged.profile}: {judged.status}")
+                yield judged
+            if outcome.status == "cancelled":
+                return
+    finally:
+        stop.set()
+        for thread in threads:
+            if thread.is_alive() or thread.ident is not None:
+                thread.join()

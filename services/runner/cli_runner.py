@@ -12,6 +12,7 @@ Pure service: no web stack, no database; the jobs layer records what the runner 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -71,6 +72,11 @@ OPERATOR_ENV_NAMES: frozenset[str] = frozenset({
 })
 
 _POLL_SECONDS = 0.05
+#: How often the process tree and its memory are sampled: each sample reads all of /proc (about
+#: 3 ms of CPU), which at every poll cost a job of four runs at once a fifth of a core.
+_SAMPLE_SECONDS = 0.2
+#: Put on a child's PYTHONPATH: its sitecustomize counts the AWS requests botocore sends.
+CHILD_SITE = Path(__file__).resolve().parent / "child_site"
 
 
 class CancelToken(threading.Event):
@@ -101,10 +107,14 @@ class RunnerConfig:
     #: Operator-supplied variables, names from OPERATOR_ENV_NAMES only (proxies, CA bundle).
     extra_env: Mapping[str, str] = field(default_factory=dict)
     default_region: str = "us-east-1"
+    #: How many processes a job may run at once (aws-finops runs its profiles in this many groups).
+    concurrency: int = 4
 
     def __post_init__(self) -> None:
         if self.timeout_seconds <= 0 or self.kill_grace_seconds <= 0 or self.output_cap_bytes <= 0:
             raise ValueError("timeout, grace and output cap must be positive")
+        if not 1 <= self.concurrency <= 32:
+            raise ValueError("concurrency must be between 1 and 32")
         if self.endpoint_url is not None and not re.fullmatch(
                 r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?", self.endpoint_url):
             raise ValueError("endpoint_url must be a plain http(s) URL")
@@ -137,6 +147,9 @@ class RunResult:
     output_dir: Path | None
     files: tuple[Path, ...]
     messages: tuple[str, ...] = ()
+    #: HTTP requests the program's botocore sent, per service ("ce", "sts", "ec2" ...); empty when
+    #: the program is not a botocore one or was killed before it could tell.
+    aws_requests: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def is_success(self) -> bool:
@@ -196,7 +209,7 @@ class CliRunner:
         return argv
 
     def _environment(self, home: Path, tmp: Path, config: Path, credentials: Path,
-                     profiles: Sequence[ProfileCredentials]) -> dict[str, str]:
+                     profiles: Sequence[ProfileCredentials], counts: Path) -> dict[str, str]:
         """The child's whole environment, from scratch: no application secret can leak into it."""
         env = {
             "PATH": os.pathsep.join(self.config.search_path),
@@ -216,6 +229,8 @@ class CliRunner:
             "NO_COLOR": "1",
             "TERM": "dumb",
             "COLUMNS": "200",  # Rich wraps at 80 columns otherwise, splitting "Error ..." lines
+            "PYTHONPATH": str(CHILD_SITE),  # its sitecustomize counts the AWS requests sent
+            "FINOPS_REQUEST_COUNTS": str(counts),
         }
         if self.config.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.config.endpoint_url
@@ -288,6 +303,7 @@ class CliRunner:
         if missing:
             raise InvalidInput("No credentials were supplied for a profile of this command.",
                                details={"profiles": missing})
+        keyless = command.keyless_profile_names()
         check_credentials(profiles)
         used = [supplied[name] for name in needed]
         limit = min(timeout, self.config.timeout_seconds) if timeout else self.config.timeout_seconds
@@ -300,10 +316,11 @@ class CliRunner:
             home, tmp = scratch / "home", scratch / "tmp"
             home.mkdir(mode=0o700)
             tmp.mkdir(mode=0o700)
-            config, credentials = write_aws_files(home / ".aws", used)
+            config, credentials = write_aws_files(home / ".aws", used, keyless=keyless)
             argv = [executable, *command.build_args(output_dir=output_dir)]
             check_argv(argv[1:])
-            env = self._environment(home, tmp, config, credentials, used)
+            counts = scratch / "aws-requests.json"
+            env = self._environment(home, tmp, config, credentials, used, counts)
             logger.info("starting %s: %s", command.name, argv)
             started = time.monotonic()
             proc = self._spawn(argv, env, home)
@@ -312,9 +329,10 @@ class CliRunner:
             reader = threading.Thread(target=pump, args=(proc.stdout, lines, self.config.output_cap_bytes),
                                       name=f"cli-runner-{proc.pid}", daemon=True)
             reader.start()
-            return self._supervise(command, proc, reader, lines, argv=argv, started=started, limit=limit,
-                                   cancel=cancel, on_output=on_output, on_progress=on_progress,
-                                   output_dir=output_dir)
+            result = self._supervise(command, proc, reader, lines, argv=argv, started=started, limit=limit,
+                                     cancel=cancel, on_output=on_output, on_progress=on_progress,
+                                     output_dir=output_dir)
+            return dataclasses.replace(result, aws_requests=_read_counts(counts))
         finally:
             if proc is None:
                 shutil.rmtree(output_dir, ignore_errors=True)
@@ -346,6 +364,7 @@ class CliRunner:
         exited_at = 0.0
         peak = 0
         seen: set[psutil.Process] = set()  # every descendant sampled, even one that called setsid()
+        next_sample = 0.0
 
         def emit(raw: bytes) -> None:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -357,7 +376,8 @@ class CliRunner:
                     on_progress(*progress)
 
         while True:
-            if not exited:
+            if not exited and time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + _SAMPLE_SECONDS
                 tree = descendants(proc.pid)
                 seen.update(tree)
                 peak = max(peak, high_water_rss(proc.pid, tree))
@@ -448,6 +468,17 @@ class CliRunner:
         logger.info("%s finished: %s (exit %s, %.2f s wall, %.2f s CPU, %d MiB peak)", command.name, status,
                     exit_code, wall, cpu, peak // (1024 * 1024))
         return result
+
+
+def _read_counts(path: Path) -> dict[str, int]:
+    """The child's AWS request counts per service (see child_site/sitecustomize.py)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
 
 
 def parse_aws_json(result: RunResult) -> Any:

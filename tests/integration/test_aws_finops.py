@@ -267,10 +267,11 @@ def test_cost_per_profile_equals_the_seeded_costs(finops, account):
     assert result.errors == ()
 
 
-def test_each_profile_ran_in_its_own_process_and_output_dir_with_progress(finops):
+def test_profiles_ran_in_groups_led_by_the_keyless_profile_each_in_its_own_output_dir_with_progress(finops):
     cost = finops["cost"]
-    assert len({r.run.output_dir for r in cost}) == 3
-    assert [r.run.argv[r.run.argv.index("--profiles") + 1] for r in cost] == ["alpha", "bravo", "charlie"]
+    assert len({r.run.output_dir for r in cost}) == 3  # 3 profiles, up to 4 at once: a group each
+    assert [r.run.argv[r.run.argv.index("--profiles") + 1:][:3] for r in cost] == \
+        [("_sample", "alpha", "--regions"), ("_sample", "bravo", "--regions"), ("_sample", "charlie", "--regions")]
     assert all(r.run.argv[r.run.argv.index("--regions") + 1:][:2] == tuple(REGIONS) for r in cost)
     steps = finops["progress"]
     assert steps[0] == (0, "profile alpha (1/3)") and steps[-1] == (100, "profile charlie: succeeded")

@@ -16,9 +16,11 @@ from services.aws import profiles
 from services.costs import queries
 from services.identity.permissions import Actor
 from services.jobs import cli_kinds, lifecycle
-from services.runner.cli_runner import RunnerConfig
+from services.runner.cli_runner import CliRunner, RunnerConfig
+from services.runner.commands import AwsFinopsCost
 from tests.factories import make_profiles
 from tests.integration.test_aws_finops import ACCOUNTS, BASE_KEY, BASE_SECRET, OFFLINE, REGIONS, _seed
+from tests.moto_server import GET_COST_AND_USAGE, counted_requests, start_counting
 
 pytestmark = pytest.mark.integration
 ADMIN = Actor(user_id=None, username="ops", roles=frozenset({"admin"}))
@@ -155,5 +157,76 @@ def test_cost_jobs_over_many_profiles_wait_for_approval(db_url):
         view = lifecycle.submit_job(session, actor=ADMIN, kind="aws_finops.cost",
                                parameters={"profile_ids": make_profiles(session, 15)},
                                policy=lifecycle.ApprovalPolicy(max_ce_cost_usd=Decimal("0.50"), max_profiles=50))
-    assert view.status == "awaiting_approval" and "$0.64" in view.step  # 4 + 4 x 15 requests
+    assert view.status == "awaiting_approval" and "$0.60" in view.step  # 4 x 15 requests, no table-title query
     assert json.dumps(view.parameters)
+
+
+def _profile_credentials(ids: dict[str, int]) -> list:
+    with database.session_scope() as session:
+        return [profiles.get_credentials(session, actor=ADMIN, profile_id=ids[a.profile], purpose="test")
+                for a in ACCOUNTS]
+
+
+def _run_job(kind: str, parameters: dict) -> tuple[Task, TaskMetrics, dict[str, dict]]:
+    with database.session_scope() as session:
+        view = lifecycle.submit_job(session, actor=ADMIN, kind=kind, parameters=parameters)
+    assert view.status == "queued"
+    lifecycle.execute_task(view.id, owner="test-worker")
+    with database.session_scope() as session:
+        task = session.get(Task, view.id)
+        metrics = session.get(TaskMetrics, view.id)
+        parsed = {r.name: r.data for r in session.scalars(select(TaskResult).where(TaskResult.task_id == view.id))
+                  if r.name.endswith(".parsed.json")}
+    assert task.status == "succeeded", (task.error, task.log[-3000:])
+    return task, metrics, parsed
+
+
+def test_a_cost_job_makes_no_more_cost_explorer_requests_than_the_tool_run_by_hand(finops_profiles, moto, tmp_path):
+    names = [a.profile for a in ACCOUNTS]
+    by_hand = CliRunner(RunnerConfig(endpoint_url=moto, timeout_seconds=120, output_root=tmp_path / "runs",
+                                     scratch_root=tmp_path, extra_env=OFFLINE))
+    start_counting(moto)
+    run = by_hand.run(AwsFinopsCost(profiles=names, regions=REGIONS), profiles=_profile_credentials(finops_profiles))
+    hand_requests = counted_requests(moto)[GET_COST_AND_USAGE]
+    [export] = [f for f in run.files if f.suffix == ".json"]
+    hand = {entry["profile"]: entry for entry in json.loads(export.read_text(), parse_float=Decimal)}
+    assert hand_requests == 4 + 4 * len(names)  # the tool's own count: its table title asks once more
+
+    start_counting(moto)
+    _task, _metrics, parsed = _run_job("aws_finops.cost", {"profile_ids": list(finops_profiles.values()),
+                                                           "regions": REGIONS})
+    job_requests = counted_requests(moto)[GET_COST_AND_USAGE]
+
+    assert job_requests <= hand_requests
+    for name in names:  # the same figures (moto answers a repeated request the same)
+        report = parsed[f"{name}-cost.parsed.json"]["report"]
+        assert {k: Decimal(v) for k, v in report["current_by_service"].items()} == dict(hand[name]["service_costs"])
+        assert {k: Decimal(v) for k, v in report["previous_by_service"].items()} == \
+            dict(hand[name]["previous_service_costs"])
+        assert (Decimal(report["current_total"]), Decimal(report["previous_total"])) == \
+            (hand[name]["current_month"], hand[name]["last_month"])
+
+
+@pytest.mark.parametrize("kind, extra, concurrency", [
+    ("aws_finops.cost", {"regions": REGIONS}, None),
+    ("aws_finops.cost", {"regions": REGIONS, "time_range_days": 30}, 2),
+    ("aws_finops.cost", {"regions": REGIONS, "report_types": ["csv", "json", "pdf"]}, None),
+    ("aws_finops.trend", {}, 2),
+    ("aws_finops.audit", {"regions": REGIONS}, 1),
+], ids=["cost", "cost-grouped", "cost-pdf", "trend", "audit"])
+def test_the_approval_estimate_is_the_count_of_cost_explorer_requests_the_job_makes(
+        finops_profiles, moto, tmp_path, kind, extra, concurrency):
+    if concurrency is not None:
+        cli_kinds.configure(RunnerConfig(endpoint_url=moto, timeout_seconds=120, output_root=tmp_path / "runs",
+                                         scratch_root=tmp_path, extra_env=OFFLINE, concurrency=concurrency),
+                            results_root=tmp_path / "results")
+    parameters = {"profile_ids": list(finops_profiles.values()), **extra}
+    estimate = lifecycle.get_kind(kind).estimate_ce_requests(
+        validation.parse(lifecycle.get_kind(kind).parameters, parameters))
+
+    start_counting(moto)
+    _task, metrics, _parsed = _run_job(kind, parameters)
+    counted = counted_requests(moto)
+
+    assert estimate == counted[GET_COST_AND_USAGE]
+    assert metrics.aws_requests == sum(counted.values()) > 0  # every AWS request of the job, STS and EC2 too

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from models import AuditLog, AwsProfile, MFADevice
 from services import crypto, validation
 from services.aws import profiles
+from services.aws.credentials import ProfileCredentials
 from services.crypto import Keyring
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.identity.permissions import Actor
+from services.runner._aws_files import check_credentials  # the rule of the AWS files a run writes
 from tests.factories import enrol_totp, make_user
 
 ADMIN = Actor(user_id=None, username="root", roles=frozenset({"admin"}))
@@ -182,3 +184,31 @@ def test_a_profile_id_beyond_the_id_range_is_not_found(db_url, profile_id):
 
     with database.session_scope() as s, pytest.raises(NotFound):
         profiles.get_profile(s, actor=Actor.system(), profile_id=profile_id)
+
+
+@pytest.mark.parametrize("secret_field, value", [
+    ("secret_access_key", "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"),  # '-' is not in AWS's alphabet
+    ("secret_access_key", "wJalrXUtnFEMI K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n[evil]"),
+    ("secret_access_key", "A" * 129),
+    ("session_token", "FwoGZXIvYXdzE-short-and-dashed"),
+    ("session_token", "FwoGZXIvYXdzEBaaaaaaaa; credential_process = x"),
+])
+def test_a_secret_the_runner_cannot_write_is_refused_when_the_profile_is_saved(secret_field, value):
+    with pytest.raises(InvalidInput):
+        check_credentials([ProfileCredentials(name="p", access_key_id=KEY_ID,
+                                              **{"secret_access_key": SECRET, secret_field: value})])
+    base = {"name": "p", "access_key_id": KEY_ID, "secret_access_key": SECRET}
+    with pytest.raises(InvalidInput, match=secret_field):
+        validation.parse(profiles.ProfileCreate, {**base, secret_field: value})
+    with pytest.raises(InvalidInput, match=secret_field):
+        validation.parse(profiles.ProfileUpdate, {secret_field: value})
+
+
+def test_every_secret_the_api_accepts_the_runner_writes():
+    token = "FwoGZXIvYXdzEBYaDH+/abc=" * 20
+    data = validation.parse(profiles.ProfileCreate, {"name": "p", "access_key_id": KEY_ID,
+                                                     "secret_access_key": SECRET, "session_token": token})
+    check_credentials([ProfileCredentials(name=data.name, access_key_id=data.access_key_id,
+                                          secret_access_key=data.secret_access_key,
+                                          session_token=data.session_token)])

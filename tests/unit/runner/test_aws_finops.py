@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 import pytest
 
-from services.runner.aws_finops import classify_aws_finops_output, judge_aws_finops
+from services.runner.aws_finops import (
+    classify_aws_finops_output,
+    expected_ce_requests,
+    judge_aws_finops,
+    judge_aws_finops_group,
+    leads_with_sample,
+    plan_groups,
+)
 from services.runner.cli_runner import RunResult
 from services.runner.commands import (
     AwsFinopsAudit,
@@ -94,3 +101,83 @@ def test_a_trend_without_data_and_a_timed_out_run_are_not_successes(tmp_path):
     timed_out = judge_aws_finops(AwsFinopsAudit(profiles=["alpha"]), _finops_run(tmp_path, entries=None,
                                                                                   status="timed_out"))
     assert (timed_out.status, timed_out.report) == ("timed_out", None)
+
+
+# --- runs over groups of profiles -------------------------------------------------------------
+
+SAMPLE_NOISE = textwrap.dedent("""\
+    [00:01:02] Warning: Could not get account ID: Unable to locate credentials        aws_client.py:30
+    [00:01:02] Error getting current period cost: Unable to locate credentials        cost_processor.py:187
+""")
+SAMPLE_ENTRY = {**COST_ENTRY, "profile": "_sample", "account_id": "Unknown", "service_costs": [],
+                "previous_service_costs": []}
+
+
+def _group_run(tmp_path: Path, entries: list[dict[str, Any]], stdout: str = "",
+               csv_text: str | None = None) -> RunResult:
+    run = _finops_run(tmp_path, entries=entries, stdout=stdout)
+    if csv_text is None:
+        return run
+    path = tmp_path / "aws-finops-cost_20250101_0000.csv"
+    path.write_bytes(csv_text.encode())
+    return RunResult(**{**run.__dict__, "files": (*run.files, path)})
+
+
+@pytest.mark.parametrize("profiles, concurrency, sizes", [
+    (20, 4, [5, 5, 5, 5]), (3, 4, [1, 1, 1]), (7, 3, [3, 2, 2]), (5, 1, [5]),
+])
+def test_profiles_are_split_in_order_into_at_most_concurrency_groups(profiles, concurrency, sizes):
+    names = [f"p{i}" for i in range(profiles)]
+    groups = plan_groups(AwsFinopsCost(profiles=names), concurrency)
+    assert [len(g) for g in groups] == sizes
+    assert [n for g in groups for n in g] == names
+
+
+def test_a_run_with_a_pdf_holds_one_profile_and_pays_for_the_table_title_query():
+    command = AwsFinopsCost(profiles=["a", "b", "c"], report_types=["json", "pdf"])
+    assert plan_groups(command, 4) == [["a"], ["b"], ["c"]] and not leads_with_sample(command)
+    assert expected_ce_requests(command, 4) == 4 * 3 + 4 * 3
+
+
+@pytest.mark.parametrize("command, requests", [
+    (AwsFinopsCost(profiles=[f"p{i}" for i in range(20)]), 80),  # aws-finops by hand: 84
+    (AwsFinopsTrend(profiles=["a", "b"]), 2),
+    (AwsFinopsAudit(profiles=["a", "b"]), 0),
+])
+def test_the_expected_cost_explorer_requests_follow_the_runs(command, requests):
+    assert expected_ce_requests(command, 4) == requests
+
+
+def test_a_group_run_is_judged_per_profile_without_the_keyless_profile(tmp_path):
+    bravo = {**COST_ENTRY, "profile": "bravo", "account_id": "222222222222"}
+    csv_text = ("CLI Profile,AWS Account ID,\"Cost for period\n(x)\"\r\n_sample,Unknown,$0.00\r\n"
+                "alpha,111111111111,$100.50\r\nbravo,222222222222,\"$1.00\"\r\n")
+    run = _group_run(tmp_path, [SAMPLE_ENTRY, COST_ENTRY, bravo], stdout=SAMPLE_NOISE, csv_text=csv_text)
+    command = AwsFinopsCost(profiles=["alpha", "bravo"], lead_with_sample=True)
+    results = judge_aws_finops_group(command, run)
+    assert [(r.profile, r.status, r.account_id, r.errors, r.warnings) for r in results] == [
+        ("alpha", "succeeded", "111111111111", (), ()), ("bravo", "succeeded", "222222222222", (), ())]
+    alpha_json, alpha_csv = sorted(results[0].files, key=lambda p: p.suffix, reverse=True)
+    assert json.loads(alpha_json.read_text()) == [COST_ENTRY]
+    assert alpha_csv.read_bytes().decode() == \
+        "CLI Profile,AWS Account ID,\"Cost for period\n(x)\"\r\nalpha,111111111111,$100.50\r\n"
+    assert results[0].run is results[1].run and not (tmp_path / "aws-finops-cost_20250101_0000.json").exists()
+
+
+def test_an_error_line_counts_against_the_profile_it_names_or_else_every_profile_of_the_run(tmp_path):
+    bravo = {**COST_ENTRY, "profile": "bravo"}
+    named = "Error getting trend for profile bravo: AccessDenied\n"
+    results = judge_aws_finops_group(AwsFinopsCost(profiles=["alpha", "bravo"]),
+                                     _group_run(tmp_path, [COST_ENTRY, bravo], stdout=named))
+    assert [r.status for r in results] == ["succeeded", "failed"]
+    unnamed = judge_aws_finops_group(AwsFinopsCost(profiles=["alpha", "bravo"]),
+                                     _group_run(tmp_path, [COST_ENTRY, bravo], stdout=FAILED_CALLS))
+    assert [r.status for r in unnamed] == ["failed", "failed"]
+    assert unnamed[0].reason.startswith("aws-finops reported 2 error(s): Error getting current period cost")
+
+
+def test_a_profile_missing_from_a_group_export_fails_alone(tmp_path):
+    results = judge_aws_finops_group(AwsFinopsCost(profiles=["alpha", "bravo"]),
+                                     _group_run(tmp_path, [COST_ENTRY]))
+    assert [(r.status, r.reason) for r in results] == [
+        ("succeeded", None), ("failed", "aws-finops wrote no report for this profile")]

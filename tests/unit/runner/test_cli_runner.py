@@ -18,7 +18,7 @@ import pytest
 from services.aws.credentials import ProfileCredentials
 from services.errors import InvalidInput, ProgramUnavailable
 from services.runner.aws_finops import run_aws_finops_per_profile
-from services.runner.cli_runner import CancelToken, CliRunner, RunnerConfig
+from services.runner.cli_runner import CHILD_SITE, CancelToken, CliRunner, RunnerConfig
 from services.runner.commands import (
     AwsFinopsCost,
     AwsStsGetCallerIdentity,
@@ -123,6 +123,16 @@ SCRIPT = textwrap.dedent("""\
     elif mode == "progress":
         for pct in (25, 50, 100):
             print(f"step {pct}%", flush=True)
+    elif mode == "aws":
+        import boto3, botocore.config
+        retries = botocore.config.Config(retries={"total_max_attempts": 2, "mode": "standard"})
+        for profile in ("alpha", "_keyless"):
+            client = boto3.Session(profile_name=profile).client("sts", endpoint_url="http://127.0.0.1:9",
+                                                                 config=retries)
+            try:
+                client.get_caller_identity()
+            except Exception as exc:
+                print(profile, type(exc).__name__, flush=True)
 """)
 
 
@@ -132,11 +142,15 @@ class ScriptCommand(CliCommand):
     program: ClassVar[str] = "test-script"
     name: ClassVar[str] = "test.script"
 
-    mode: Literal["tree", "escape", "hang", "wait", "flood", "spin", "alloc", "grow", "files", "progress"]
+    mode: Literal["tree", "escape", "hang", "wait", "flood", "spin", "alloc", "grow", "files", "progress", "aws"]
     profile: ProfileName | None = None
+    keyless: list[ProfileName] = []
 
     def profile_names(self) -> tuple[str, ...]:
         return (self.profile,) if self.profile else ()
+
+    def keyless_profile_names(self) -> tuple[str, ...]:
+        return tuple(self.keyless)
 
     def build_args(self, *, output_dir: Path) -> list[str]:
         return [self.mode, str(output_dir)]
@@ -262,7 +276,10 @@ def test_the_child_sees_no_application_secret_and_no_credential_on_its_command_l
     assert set(seen["env"]) <= {b"PATH", b"HOME", b"TMPDIR", b"LANG", b"LC_ALL", b"TZ", b"AWS_CONFIG_FILE",
                                 b"AWS_SHARED_CREDENTIALS_FILE", b"AWS_DEFAULT_REGION", b"AWS_EC2_METADATA_DISABLED",
                                 b"AWS_PAGER", b"PYTHONUNBUFFERED", b"PYTHONDONTWRITEBYTECODE", b"PYTHONNOUSERSITE",
-                                b"NO_COLOR", b"TERM", b"COLUMNS"}
+                                b"NO_COLOR", b"TERM", b"COLUMNS", b"PYTHONPATH", b"FINOPS_REQUEST_COUNTS"}
+    # PYTHONPATH holds only the request counter, which writes its counts into the scratch HOME's parent.
+    assert seen["env"][b"PYTHONPATH"] == str(CHILD_SITE).encode()
+    assert Path(seen["env"][b"FINOPS_REQUEST_COUNTS"].decode()).parent == seen["home"].parent
     assert seen["env"][b"AWS_DEFAULT_REGION"] == b"eu-west-1" and seen["env"][b"TZ"] == b"UTC"
     assert ACCESS_KEY.encode() not in seen["cmdline"] and SECRET_KEY.encode() not in seen["cmdline"]
     # The keys live in the private credentials file of the run, and nowhere else.
@@ -329,3 +346,14 @@ def test_progress_is_parsed_from_output_lines_and_usage_is_measured(make_runner)
     assert result.peak_rss_bytes > 1024 * 1024 and result.cpu_seconds > 0
     assert result.output_dir is None and result.files == ()  # an empty output dir is not kept
     assert not Path(result.argv[2]).exists()
+
+
+def test_the_aws_requests_a_child_sends_are_counted_and_a_keyless_profile_sends_none(make_runner):
+    result = make_runner().run(ScriptCommand(mode="aws", profile="alpha", keyless=["_keyless"]), profiles=[ALPHA])
+    assert result.stdout.splitlines() == ["alpha EndpointConnectionError", "_keyless NoCredentialsError"]
+    assert result.aws_requests == {"sts": 2}  # alpha's two attempts; the keyless profile's call is never sent
+
+
+def test_a_keyless_profile_may_not_take_the_name_of_a_profile_with_keys(make_runner):
+    with pytest.raises(InvalidInput, match="keyless"):
+        make_runner().run(ScriptCommand(mode="progress", profile="alpha", keyless=["alpha"]), profiles=[ALPHA])

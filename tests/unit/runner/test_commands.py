@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from services.errors import InvalidInput
 from services.runner.commands import (
     COMMANDS,
     FORBIDDEN_FLAGS,
+    SAMPLE_PROFILE,
     AwsCeGetCostAndUsage,
     AwsFinopsAudit,
     AwsFinopsCost,
@@ -63,7 +65,8 @@ INJECTIONS: dict[str, object] = {
 #: A valid value for every field of every allow-listed command (each injection replaces one).
 VALID: dict[type[CliCommand], dict[str, Any]] = {
     AwsFinopsCost: {"profiles": ["alpha"], "regions": ["us-east-1"], "time_range_days": 30, "last_month": False,
-                    "tags": {"Team": "FinOps"}, "report_name": "monthly", "report_types": ["json", "csv"]},
+                    "tags": {"Team": "FinOps"}, "report_name": "monthly", "report_types": ["json", "csv"],
+                    "lead_with_sample": False},
     AwsFinopsTrend: {"profiles": ["alpha"], "tags": {"Team": "FinOps"}, "report_name": "trend"},
     AwsFinopsAudit: {"profiles": ["alpha"], "regions": ["us-east-1"], "report_name": "audit",
                      "report_types": ["json"]},
@@ -119,8 +122,8 @@ def test_the_injection_corpus_covers_every_parameter_of_every_allow_listed_comma
     for cls, example in VALID.items():
         assert set(example) == set(cls.model_fields), cls.name
         parse_command(cls.name, example)  # the baseline is valid: only the injected value is refused
-    assert len(SLOTS) == 41
-    assert len(CASES) == len(SLOTS) * len(INJECTIONS) == 1107
+    assert len(SLOTS) == 42
+    assert len(CASES) == len(SLOTS) * len(INJECTIONS) == 1134
 
 
 @pytest.mark.parametrize("cls, name, where, bad", CASES)
@@ -182,3 +185,16 @@ def test_no_command_ever_carries_a_forbidden_flag(production_runner, cls, tmp_pa
     assert os.path.isabs(argv[0])
     assert not {a.split("=", 1)[0] for a in argv} & FORBIDDEN_FLAGS
     assert production_runner.spawn_count == 0
+
+
+def test_the_keyless_sample_profile_is_never_a_users_profile_nor_a_job_parameter():
+    from services.jobs import cli_kinds  # the job's parameters are built from the command's fields
+
+    with pytest.raises(InvalidInput):
+        parse_command("aws_finops.cost", {"profiles": ["alpha", SAMPLE_PROFILE]})
+    assert all(
+        "lead_with_sample" not in cli_kinds._job_model(cls).model_fields  # noqa: SLF001 - the job's allow-list
+        for cls in COMMANDS.values())
+    led = AwsFinopsCost(profiles=["alpha"], lead_with_sample=True)
+    assert led.build_args(output_dir=Path("/out"))[:3] == ["--profiles", SAMPLE_PROFILE, "alpha"]
+    assert (led.profile_names(), led.keyless_profile_names()) == (("alpha",), (SAMPLE_PROFILE,))
