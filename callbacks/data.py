@@ -15,6 +15,7 @@ from layouts import data as layout
 from layouts import ids
 from services import database, validation
 from services.aws import profiles
+from services.costs import sources
 from services.errors import DomainError
 from services.jobs import data_kinds, lifecycle
 
@@ -120,6 +121,13 @@ def import_s3(n_clicks: int | None, profile_id: int | None, bucket: str | None, 
                          choose="Choose the profile that may read the bucket.")
 
 
+def show_account_sources(_loaded: str | None) -> object:
+    """Show which source each account-month the user may see is counted from."""
+    with database.session_scope() as session:
+        rows = sources.list_account_sources(session, actor=current_actor())
+    return layout.account_sources_table(rows, sources.SOURCE_LABELS)
+
+
 def register(app: Dash) -> None:
     """Register the data page's callbacks."""
     field = {"type": ids.PROFILE_FORM_FIELD, "name": ALL}
@@ -135,3 +143,4 @@ def register(app: Dash) -> None:
     app.callback(Output(ids.IMPORT_MESSAGE, "children", allow_duplicate=True), Input(ids.IMPORT_S3_START, "n_clicks"),
                  State(ids.IMPORT_S3_PROFILE, "value"), State(ids.IMPORT_S3_BUCKET, "value"),
                  State(ids.IMPORT_S3_PATH, "value"), prevent_initial_call=True)(import_s3)
+    app.callback(Output(ids.ACCOUNT_SOURCES, "children"), Input(ids.ACCOUNT_SOURCES, "id"))(show_account_sources)

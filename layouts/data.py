@@ -12,6 +12,7 @@ from layouts import ids
 
 if TYPE_CHECKING:
     from services.aws.profiles import ProfileRead
+    from services.costs.sources import AccountSource
 
 MAX_UPLOAD_MB = 50
 
@@ -24,7 +25,36 @@ def page(*, profiles: Sequence[ProfileRead], can_manage: bool, regions: Sequence
             dbc.Col(profiles_card(profiles, can_manage=can_manage), lg=8),
             dbc.Col([add_profile_card(profiles, regions) if can_manage else html.Div(), import_card(profiles)], lg=4),
         ], className="g-3"),
+        dbc.Row([dbc.Col(account_sources_card(), lg=8)], className="g-3 mt-1"),
     ]
+
+
+def account_sources_card() -> dbc.Card:
+    """Return the card that says which source each account-month is counted from (filled on load)."""
+    return dbc.Card([dbc.CardHeader("Where each account's month comes from"), dbc.CardBody([
+        html.P("When several sources hold an account's month, only the most detailed counts: CUR 2.0 or "
+               "FOCUS over Cost Explorer over aws-finops. The others are kept, not added.", className="small"),
+        html.Div(id=ids.ACCOUNT_SOURCES),
+    ])], className="shadow-sm")
+
+
+def account_sources_table(rows: Sequence[AccountSource], labels: dict[str, str]) -> object:
+    """Return the account-months with the source counted and the others held."""
+    if not rows:
+        return dbc.Alert("No cost data yet.", color="light", className="mb-0")
+
+    def named(sources: Sequence[str]) -> str:
+        return ", ".join(labels.get(s, s) for s in sources) or "—"
+
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("Month", "Account", "Counted from", "Also held, not added")])),
+        html.Tbody([html.Tr([
+            html.Td(f"{r.billing_period:%Y-%m}"),
+            html.Td(f"{r.account_name} ({r.account_id})" if r.account_name else r.account_id),
+            html.Td(named(r.counted)),
+            html.Td(named(r.also_held), className="small text-body-secondary"),
+        ]) for r in rows]),
+    ], size="sm", hover=True, responsive=True, className="mb-0")
 
 
 def profiles_card(profiles: Sequence[ProfileRead], *, can_manage: bool) -> dbc.Card:

@@ -6,6 +6,7 @@ from models.base import Base
 from models.budget import Budget
 from models.collection import CollectionRun, CommitmentReport, CostDimensionDaily, CostForecast, Recommendation
 from models.cost import (
+    CostAccountSource,
     CostAllocationRollup,
     CostAnomaly,
     CostDailyRollup,
@@ -44,6 +45,7 @@ __all__ = [
     "CostForecast",
     "Recommendation",
     "ComplianceReport",
+    "CostAccountSource",
     "CostAllocationRollup",
     "CostAnomaly",
     "CostDailyRollup",

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Table, join
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, join
 from sqlalchemy.orm import Mapped, column_property, declared_attr, mapped_column
 
 from models.base import Base, utcnow
@@ -138,6 +138,19 @@ class CostMonthlyRollup(_RollupCosts, Base):
     usage_type: Mapped[str] = mapped_column(String(128))
     charge_category: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
+
+
+class CostAccountSource(Base):
+    """A source that holds an account's billing period, and whether it is the one counted there
+    (the most detailed; see ``services.costs.rollups.counted_sources``). Rewritten with the
+    period's rollups, so the data page says where each account-month comes from without reading facts."""
+
+    __tablename__ = "cost_account_sources"
+
+    billing_period: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    usage_account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    is_counted: Mapped[bool] = mapped_column(Boolean)
 
 
 class DataVersion(Base):

@@ -452,6 +452,8 @@ def replace_period(
     # When these rows are all the period holds, its rollups are those summed on the way in;
     # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
     if alone:
+        accounts = keys.table().column("usage_account_id").unique().to_pylist()
+        rollups.record_sources(session, billing_period=period, held={a: {source} for a in accounts})
         # The new keys are stored while the first rollups are summed.
         sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
     else:

@@ -1,0 +1,99 @@
+"""cost truth: which source counts for each account-month, and the rollups rebuilt to match
+
+A linked account's month now counts from one source only, chosen per usage account (an aws-finops
+job stores each account under itself as payer, Cost Explorer under the real payer, and both used
+to count). ``cost_account_sources`` records the choice; every period's rollups are rebuilt from
+the facts with it.
+
+Revision ID: 0015
+Revises: 0011
+Create Date: 2026-12-03 07:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import models.types
+
+revision = '0015'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+_COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+#: The sources in the order they count (services.costs.rollups.SOURCE_PRIORITY when written).
+_PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
+#: Each rollup's grouping columns as of this revision, finer rollups first.
+_ROLLUPS = {
+    "cost_daily_rollups": ("usage_date", "billing_period", "provider", "usage_account_id", "service", "region",
+                           "currency"),
+    "cost_allocation_rollups": ("usage_date", "billing_period", "usage_account_id", "service", "team",
+                                "cost_center", "environment", "currency"),
+    "cost_monthly_rollups": ("billing_period", "provider", "usage_account_id", "service", "usage_type",
+                             "charge_category", "currency"),
+    "cost_summary_rollups": ("billing_period", "provider", "usage_account_id", "service", "currency"),
+    "cost_team_daily_rollups": ("usage_date", "billing_period", "service", "team", "cost_center", "environment",
+                                "currency"),
+}
+
+
+def upgrade() -> None:
+    op.create_table('cost_account_sources',
+    sa.Column('billing_period', sa.Date(), nullable=False),
+    sa.Column('usage_account_id', sa.String(length=128), nullable=False),
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.Column('is_counted', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('billing_period', 'usage_account_id', 'source', name=op.f('pk_cost_account_sources'))
+    )
+    _rebuild_rollups()
+
+
+def _best(held: set[str]) -> set[str]:
+    rank = {name: i for i, name in enumerate(_PRIORITY)}
+    top = min(rank.get(s, len(_PRIORITY)) for s in held)
+    return {s for s in held if rank.get(s, len(_PRIORITY)) == top}
+
+
+def _rebuild_rollups() -> None:
+    """Rebuild every period's rollups from the facts, counting one source per account-month."""
+    bind = op.get_bind()
+    lines = sa.table("cost_fact_lines", sa.column("billing_period", sa.Date()), sa.column("usage_date", sa.Date()),
+                     sa.column("key_id"), sa.column("source"),
+                     *(sa.column(c, models.types.Money()) for c in _COSTS))
+    key_columns = {c for keys in _ROLLUPS.values() for c in keys} - {"usage_date", "billing_period"}
+    keys = sa.table("cost_fact_keys", sa.column("id"), *(sa.column(c) for c in sorted(key_columns)))
+    facts = lines.join(keys, lines.c.key_id == keys.c.id)
+
+    def column(name: str) -> sa.ColumnElement[object]:
+        return lines.c[name] if name in ("usage_date", "billing_period") else keys.c[name]
+
+    sources = sa.table("cost_account_sources", sa.column("billing_period", sa.Date()),
+                       sa.column("usage_account_id"), sa.column("source"), sa.column("is_counted", sa.Boolean()))
+    held: dict[object, dict[str, set[str]]] = {}
+    for period, account, source in bind.execute(
+            sa.select(lines.c.billing_period, keys.c.usage_account_id, lines.c.source).select_from(facts).distinct()):
+        held.setdefault(period, {}).setdefault(account, set()).add(source)
+    for period, by_account in sorted(held.items()):
+        rows = [{"billing_period": period, "usage_account_id": account, "source": source,
+                 "is_counted": source in _best(found)}
+                for account, found in sorted(by_account.items()) for source in sorted(found)]
+        op.bulk_insert(sources, rows)  # type: ignore[arg-type]  # a lightweight table is enough here
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for account, found in by_account.items():
+            groups.setdefault(tuple(sorted(_best(found))), []).append(account)
+        counted = sa.or_(sa.false(), *(sa.and_(lines.c.source.in_(chosen), keys.c.usage_account_id.in_(accounts))
+                                        for chosen, accounts in groups.items()))
+        for table_name, grouping in _ROLLUPS.items():
+            target = sa.table(table_name, sa.column("billing_period", sa.Date()))
+            op.execute(sa.delete(target).where(target.c.billing_period == period))
+            selected = [column(c) for c in grouping]
+            query = (sa.select(*selected, *(models.types.money_sum(lines.c[c]) for c in _COSTS), sa.func.count())
+                     .select_from(facts).where(lines.c.billing_period == period, counted).group_by(*selected))
+            insert_into = sa.table(table_name, *(sa.column(c) for c in (*grouping, *_COSTS, "line_count")))
+            op.execute(sa.insert(insert_into).from_select([*grouping, *_COSTS, "line_count"], query))
+
+
+def downgrade() -> None:
+    op.drop_table('cost_account_sources')
