@@ -153,6 +153,20 @@ class CostAccountSource(Base):
     is_counted: Mapped[bool] = mapped_column(Boolean)
 
 
+class CostPeriodSpan(Base):
+    """The first and last charge date among a billing period's counted rows, rewritten with its
+    rollups. A month rollup (keyed by billing period) answers a range of whole months only while
+    no period in or around it holds a row charged outside its own month (FOCUS and CUR date some
+    rows outside their billing period); otherwise the day rollups answer (see
+    ``services.costs.queries``)."""
+
+    __tablename__ = "cost_period_spans"
+
+    billing_period: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    first_usage_date: Mapped[dt.date] = mapped_column(Date)
+    last_usage_date: Mapped[dt.date] = mapped_column(Date)
+
+
 class DataVersion(Base):
     """A counter every import bumps; cached query results are keyed by it."""
 

@@ -5,6 +5,9 @@ job stores each account under itself as payer, Cost Explorer under the real paye
 to count). ``cost_account_sources`` records the choice; every period's rollups are rebuilt from
 the facts with it.
 
+``cost_period_spans`` holds each period's first and last charge date, so that a month rollup
+(keyed by billing period) answers a range only when it sums the same rows as the day rollups.
+
 Revision ID: 0015
 Revises: 0011
 Create Date: 2026-12-03 07:30:00
@@ -47,7 +50,25 @@ def upgrade() -> None:
     sa.Column('is_counted', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('billing_period', 'usage_account_id', 'source', name=op.f('pk_cost_account_sources'))
     )
+    op.create_table('cost_period_spans',
+    sa.Column('billing_period', sa.Date(), nullable=False),
+    sa.Column('first_usage_date', sa.Date(), nullable=False),
+    sa.Column('last_usage_date', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('billing_period', name=op.f('pk_cost_period_spans'))
+    )
     _rebuild_rollups()
+    _fill_spans()
+
+
+def _fill_spans() -> None:
+    """Record each period's first and last charge date, from its day rollup just rebuilt."""
+    daily = sa.table("cost_daily_rollups", sa.column("billing_period", sa.Date()), sa.column("usage_date", sa.Date()))
+    spans = sa.table("cost_period_spans", sa.column("billing_period"), sa.column("first_usage_date"),
+                     sa.column("last_usage_date"))
+    op.execute(sa.insert(spans).from_select(
+        ["billing_period", "first_usage_date", "last_usage_date"],
+        sa.select(daily.c.billing_period, sa.func.min(daily.c.usage_date), sa.func.max(daily.c.usage_date))
+        .group_by(daily.c.billing_period)))
 
 
 def _best(held: set[str]) -> set[str]:
@@ -96,4 +117,5 @@ def _rebuild_rollups() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('cost_period_spans')
     op.drop_table('cost_account_sources')

@@ -456,6 +456,7 @@ def replace_period(
         rollups.record_sources(session, billing_period=period, held={a: {source} for a in accounts})
         # The new keys are stored while the first rollups are summed.
         sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
+        rollups.record_span(session, billing_period=period)
     else:
         keys.store(connection)
         if total >= ANALYZE_AFTER_ROWS and postgresql:

@@ -16,10 +16,12 @@ from models import (
     CostDailyRollup,
     CostFact,
     CostMonthlyRollup,
+    CostPeriodSpan,
     CostSummaryRollup,
     CostTeamDailyRollup,
 )
 from models.types import MONEY_PRECISION, MONEY_SCALE, money_sum
+from services import months
 from services.costs import bulk
 
 #: The money columns of facts and rollups alike.
@@ -112,6 +114,26 @@ def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     for rollup in ROLLUPS:  # the derived ones come after the rollups they are summed from
         where = in_period if rollup.source is CostFact else rollup.source.billing_period == billing_period
         _refill(session, rollup, where=where, billing_period=billing_period)
+    record_span(session, billing_period=billing_period)
+
+
+def record_span(session: Session, *, billing_period: dt.date) -> None:
+    """Record the first and last charge date of the period's counted rows (from its day rollup)."""
+    session.execute(delete(CostPeriodSpan).where(CostPeriodSpan.billing_period == billing_period))
+    first, last = session.execute(
+        select(func.min(CostDailyRollup.usage_date), func.max(CostDailyRollup.usage_date))
+        .where(CostDailyRollup.billing_period == billing_period)).one()
+    if first is not None:
+        session.add(CostPeriodSpan(billing_period=billing_period, first_usage_date=first, last_usage_date=last))
+        session.flush()
+
+
+def list_straying_spans(session: Session) -> list[tuple[dt.date, dt.date, dt.date]]:
+    """Return (billing period, first, last charge date) of each period holding a row charged outside
+    its own month, oldest first."""
+    spans = session.execute(select(CostPeriodSpan.billing_period, CostPeriodSpan.first_usage_date,
+                                   CostPeriodSpan.last_usage_date).order_by(CostPeriodSpan.billing_period)).all()
+    return [(p, first, last) for p, first, last in spans if first < p or last > months.month_end(p)]
 
 
 def _refill(session: Session, rollup: _Rollup, *, where: Any, billing_period: dt.date) -> None:
