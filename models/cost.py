@@ -52,6 +52,7 @@ class CostFact(Base):
     amortized_cost: Mapped[Decimal]
     net_cost: Mapped[Decimal]
     list_cost: Mapped[Decimal]
+    contracted_cost: Mapped[Decimal]
     usage_quantity: Mapped[Decimal | None]
     source: Mapped[str]
     import_batch_id: Mapped[int]
@@ -80,6 +81,7 @@ class _RollupCosts:
     amortized_cost: Mapped[Decimal] = mapped_column(Money)
     net_cost: Mapped[Decimal] = mapped_column(Money)
     list_cost: Mapped[Decimal] = mapped_column(Money)
+    contracted_cost: Mapped[Decimal] = mapped_column(Money)
     line_count: Mapped[int] = mapped_column(Integer)
 
     @declared_attr.directive
@@ -89,7 +91,7 @@ class _RollupCosts:
 
 
 class CostDailyRollup(_RollupCosts, Base):
-    """Per day x account x service x region (and currency)."""
+    """Per day x account x service (and its category) x region (and currency)."""
 
     __tablename__ = "cost_daily_rollups"
     __table_args__ = (
@@ -102,6 +104,8 @@ class CostDailyRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    #: The FOCUS service category, "" where the source has none (Cost Explorer, aws-finops).
+    service_category: Mapped[str] = mapped_column(String(64))
     region: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
 
@@ -126,7 +130,7 @@ class CostAllocationRollup(_RollupCosts, Base):
 
 
 class CostMonthlyRollup(_RollupCosts, Base):
-    """Per month x account x service x usage type."""
+    """Per month x account x service (and its category) x usage type."""
 
     __tablename__ = "cost_monthly_rollups"
     __table_args__ = (Index("ix_cost_monthly_rollups_period", "billing_period", "usage_account_id"),)
@@ -135,6 +139,7 @@ class CostMonthlyRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    service_category: Mapped[str] = mapped_column(String(64))
     usage_type: Mapped[str] = mapped_column(String(128))
     charge_category: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
@@ -193,7 +198,8 @@ class CostAnomaly(Base):
 
 
 class CostSummaryRollup(_RollupCosts, Base):
-    """Per month x account x service: trends and top services read a few thousand rows a year."""
+    """Per month x account x service (and its category): trends and top services read a few
+    thousand rows a year (a service has one category, so the category adds no rows)."""
 
     __tablename__ = "cost_summary_rollups"
     __table_args__ = (
@@ -205,6 +211,7 @@ class CostSummaryRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    service_category: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
 
 

@@ -8,6 +8,10 @@ the facts with it.
 ``cost_period_spans`` holds each period's first and last charge date, so that a month rollup
 (keyed by billing period) answers a range only when it sums the same rows as the day rollups.
 
+Contracted cost becomes a money column of the lines (the list cost where a source does not say
+it, as FOCUS defines it without negotiated rates) and of every rollup; the service category a
+grouping column of the day, month and summary rollups. The rollups are rebuilt to fill them.
+
 Revision ID: 0015
 Revises: 0011
 Create Date: 2026-12-03 07:30:00
@@ -25,18 +29,19 @@ down_revision = '0011'
 branch_labels = None
 depends_on = None
 
-_COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+_COSTS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost")
 #: The sources in the order they count (services.costs.rollups.SOURCE_PRIORITY when written).
 _PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
 #: Each rollup's grouping columns as of this revision, finer rollups first.
 _ROLLUPS = {
-    "cost_daily_rollups": ("usage_date", "billing_period", "provider", "usage_account_id", "service", "region",
-                           "currency"),
+    "cost_daily_rollups": ("usage_date", "billing_period", "provider", "usage_account_id", "service",
+                           "service_category", "region", "currency"),
     "cost_allocation_rollups": ("usage_date", "billing_period", "usage_account_id", "service", "team",
                                 "cost_center", "environment", "currency"),
-    "cost_monthly_rollups": ("billing_period", "provider", "usage_account_id", "service", "usage_type",
-                             "charge_category", "currency"),
-    "cost_summary_rollups": ("billing_period", "provider", "usage_account_id", "service", "currency"),
+    "cost_monthly_rollups": ("billing_period", "provider", "usage_account_id", "service", "service_category",
+                             "usage_type", "charge_category", "currency"),
+    "cost_summary_rollups": ("billing_period", "provider", "usage_account_id", "service", "service_category",
+                             "currency"),
     "cost_team_daily_rollups": ("usage_date", "billing_period", "service", "team", "cost_center", "environment",
                                 "currency"),
 }
@@ -56,8 +61,33 @@ def upgrade() -> None:
     sa.Column('last_usage_date', sa.Date(), nullable=False),
     sa.PrimaryKeyConstraint('billing_period', name=op.f('pk_cost_period_spans'))
     )
+    _add_contracted_cost_and_service_category()
     _rebuild_rollups()
     _fill_spans()
+
+
+def _add_contracted_cost_and_service_category() -> None:
+    with op.batch_alter_table('cost_fact_lines', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('contracted_cost', models.types.Money(precision=38, scale=11), nullable=True))
+    op.execute("UPDATE cost_fact_lines SET contracted_cost = list_cost")
+    with op.batch_alter_table('cost_fact_lines', schema=None) as batch_op:
+        batch_op.alter_column('contracted_cost', existing_type=models.types.Money(precision=38, scale=11),
+                              nullable=False)
+    # Filled here (the list cost, no category), then rebuilt below for every period with facts.
+    for table_name, grouping in _ROLLUPS.items():
+        categorised = "service_category" in grouping
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.add_column(sa.Column('contracted_cost', models.types.Money(precision=38, scale=11),
+                                          nullable=True))
+            if categorised:
+                batch_op.add_column(sa.Column('service_category', sa.String(length=64), nullable=True))
+        op.execute(f"UPDATE {table_name} SET contracted_cost = list_cost"  # noqa: S608 - this revision's tables
+                   + (", service_category = ''" if categorised else ""))
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.alter_column('contracted_cost', existing_type=models.types.Money(precision=38, scale=11),
+                                  nullable=False)
+            if categorised:
+                batch_op.alter_column('service_category', existing_type=sa.String(length=64), nullable=False)
 
 
 def _fill_spans() -> None:
@@ -88,6 +118,8 @@ def _rebuild_rollups() -> None:
     facts = lines.join(keys, lines.c.key_id == keys.c.id)
 
     def column(name: str) -> sa.ColumnElement[object]:
+        if name == "service_category":
+            return sa.func.coalesce(keys.c[name], "")
         return lines.c[name] if name in ("usage_date", "billing_period") else keys.c[name]
 
     sources = sa.table("cost_account_sources", sa.column("billing_period", sa.Date()),
@@ -117,5 +149,13 @@ def _rebuild_rollups() -> None:
 
 
 def downgrade() -> None:
+    # The rollups keep their sums without the new columns (rows that differed by category alone stay apart).
+    for table_name, grouping in _ROLLUPS.items():
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.drop_column('contracted_cost')
+            if "service_category" in grouping:
+                batch_op.drop_column('service_category')
+    with op.batch_alter_table('cost_fact_lines', schema=None) as batch_op:
+        batch_op.drop_column('contracted_cost')
     op.drop_table('cost_period_spans')
     op.drop_table('cost_account_sources')

@@ -54,6 +54,9 @@ class FactRow:
     net_cost: Decimal
     list_cost: Decimal
     payer_account_id: str = ""
+    #: FOCUS's ContractedCost (list price less negotiated rates); a source that does not say it
+    #: stores the list cost, which FOCUS defines it to be where no rate was negotiated.
+    contracted_cost: Decimal | None = None
     provider: str = "AWS"
     service_category: str | None = None
     region: str = "global"
@@ -95,7 +98,8 @@ class ArrowFacts:
 
     Each table has the columns of ``ARROW_FACT_COLUMNS``: tags as their JSON text with the
     allocation keys beside them (see ``allocation_keys`` and ``tags_json``), money as decimal128 at
-    the money scale; the billing period, source and batch are added here. Rows must all belong
+    the money scale; the billing period, source and batch are added here. ``contracted_cost`` may
+    be left out (``OPTIONAL_ARROW_COLUMNS``): the list cost stands for it then (see ``FactRow``). Rows must all belong
     to the billing period being replaced (the loader filters them).
     """
 
@@ -107,9 +111,11 @@ class ArrowFacts:
 _COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usage_account_id", "service",
             "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
             "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
-            "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
+            "contracted_cost", "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
 #: What an ``ArrowFacts`` table holds: every fact column but those the load itself sets.
-ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("billing_period", "source", "import_batch_id"))
+OPTIONAL_ARROW_COLUMNS = ("contracted_cost",)
+ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS
+                           if c not in ("billing_period", "source", "import_batch_id", *OPTIONAL_ARROW_COLUMNS))
 #: A key's columns, in the order their values are hashed into its id (see ``key_id``).
 KEY_COLUMNS = ("provider", "payer_account_id", "usage_account_id", "service", "service_category", "region",
                "usage_type", "charge_category", "currency", "usage_unit", "tags", "team", "cost_center",
@@ -285,6 +291,7 @@ def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id:
         "amortized_cost": [row.amortized_cost for row in chunk],
         "net_cost": [row.net_cost for row in chunk],
         "list_cost": [row.list_cost for row in chunk],
+        "contracted_cost": [row.list_cost if row.contracted_cost is None else row.contracted_cost for row in chunk],
         "usage_quantity": [row.usage_quantity for row in chunk],
         "usage_unit": [row.usage_unit for row in chunk],
         "currency": [row.currency for row in chunk],
@@ -344,7 +351,10 @@ def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: st
     if isinstance(rows, ArrowFacts):
         for given in rows.tables:
             for at in range(0, given.num_rows, chunk_size):
-                piece = given.slice(at, chunk_size).select(list(ARROW_FACT_COLUMNS))
+                piece = given.slice(at, chunk_size)
+                if "contracted_cost" not in piece.column_names:
+                    piece = piece.append_column("contracted_cost", piece.column("list_cost"))
+                piece = piece.select([*ARROW_FACT_COLUMNS, *OPTIONAL_ARROW_COLUMNS])
                 count = piece.num_rows
                 for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
                                           ("import_batch_id", batch_id, pa.int64())):

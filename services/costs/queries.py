@@ -18,11 +18,13 @@ from services import audit, months
 from services.identity.permissions import Actor, visible_account_ids
 from services.validation import parse
 
-Metric = Literal["unblended_cost", "amortized_cost", "net_cost"]
+Metric = Literal["unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost"]
 METRIC_LABELS: dict[str, str] = {
     "unblended_cost": "Unblended",
     "amortized_cost": "Amortised",
     "net_cost": "Net",
+    "list_cost": "List",
+    "contracted_cost": "Contracted",
 }
 TOP_SERVICES = 10
 MAX_RANGE_DAYS = 3 * 366
@@ -192,7 +194,7 @@ def top_n(rows: Iterable[tuple[str, Decimal]], n: int,
 # --- the general query: any dimension, filter, grain, metric; top-N with Other -------------------
 
 Dimension = Literal["account", "service", "region", "usage_type", "charge_category", "team", "cost_center",
-                    "environment", "provider"]
+                    "environment", "provider", "service_category"]
 Granularity = Literal["day", "month", "total"]
 OTHER = "Other"
 UNTAGGED = "(untagged)"
@@ -289,7 +291,7 @@ def _month_of(session: Session, column: Any) -> Any:
 def _tables() -> list[_Table]:
     from models import CostAllocationRollup, CostFact, CostMonthlyRollup, CostSummaryRollup, CostTeamDailyRollup
 
-    base = {"account": "usage_account_id", "service": "service"}
+    base = {"account": "usage_account_id", "service": "service", "service_category": "service_category"}
     allocation = {"team": "team", "cost_center": "cost_center", "environment": "environment"}
     return [
         # Smallest first: each question goes to the first table that holds its dimensions.
@@ -300,7 +302,8 @@ def _tables() -> list[_Table]:
         _Table("cost_team_daily_rollups", CostTeamDailyRollup, {"service": "service", **allocation}, "day",
                per_account=False),
         _Table("cost_daily_rollups", CostDailyRollup, {**base, "region": "region", "provider": "provider"}, "day"),
-        _Table("cost_allocation_rollups", CostAllocationRollup, {**base, **allocation}, "day"),
+        _Table("cost_allocation_rollups", CostAllocationRollup,
+               {"account": "usage_account_id", "service": "service", **allocation}, "day"),
         _Table("cost_facts", CostFact, {**base, "region": "region", "provider": "provider", "usage_type": "usage_type",
                                         "charge_category": "charge_category", **allocation}, "day"),
     ]
@@ -348,14 +351,14 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
     # only when its billing periods hold exactly those rows (``months_agree``).
     date_column = model.usage_date if daily else model.billing_period
     start = query.start if daily else query.start.replace(day=1)
-    keys = [getattr(model, table.columns[d]) for d in dims]
+    keys = [_column(model, table, d) for d in dims]
     month = _month_of(session, model.usage_date) if daily else model.billing_period
     period = {"day": date_column, "month": month, "total": None}[query.granularity]
     selected = [c for c in (period, *keys) if c is not None]
     stmt = select(*selected, money_sum(getattr(model, query.metric))).where(
         date_column >= start, date_column <= query.end)
     for dimension, accepted in query.filters.items():
-        column = getattr(model, table.columns[dimension])
+        column = _column(model, table, dimension)
         stmt = stmt.where(column.in_(["" if v == UNTAGGED else v for v in accepted]))
     if within is not None:
         depth = len(next(iter(within), ()))
@@ -385,6 +388,13 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
             continue  # matched the joined text only by a separator inside a key
         amounts[(record[0] if first else None, labels)] = record[-1]
     return amounts, table.name
+
+
+def _column(model: Any, table: _Table, dimension: str) -> Any:
+    """A dimension's column in a table; the facts' service category is "" where a source has none,
+    as the rollups keep it."""
+    column = getattr(model, table.columns[dimension])
+    return func.coalesce(column, "") if table.name == "cost_facts" and dimension == "service_category" else column
 
 
 def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | None) -> CostResult:

@@ -25,7 +25,7 @@ from services import months
 from services.costs import bulk
 
 #: The money columns of facts and rollups alike.
-MONEY_COLUMNS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
+MONEY_COLUMNS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost")
 #: When several sources hold the same account's costs for a month, the most detailed one counts
 #: and the others are kept but not added (never the same dollar twice). Decided per usage account,
 #: not per payer: an aws-finops job stores each linked account under itself as payer (it cannot
@@ -140,11 +140,22 @@ def _refill(session: Session, rollup: _Rollup, *, where: Any, billing_period: dt
     """Replace one rollup's rows of a billing period with sums of its source (facts or a finer rollup)."""
     target, source = rollup.model, rollup.source
     session.execute(delete(target).where(target.billing_period == billing_period))
-    key_columns = [getattr(source, k) for k in rollup.keys]
+    key_columns = [_key_value(source, k) for k in rollup.keys]
     lines = func.count() if source is CostFact else func.sum(source.line_count)
     query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in MONEY_COLUMNS), lines)
              .where(where).group_by(*key_columns).order_by(*(getattr(source, k) for k in rollup.order)))
     session.execute(insert(target).from_select([*rollup.keys, *MONEY_COLUMNS, "line_count"], query))
+
+
+#: Key values a fact may lack that a rollup keeps as "" (so each rollup row has a plain key).
+_BLANK_WHEN_MISSING = frozenset({"service_category"})
+
+
+def _key_value(source: type[Any], name: str) -> Any:
+    column = getattr(source, name)
+    if source is CostFact and name in _BLANK_WHEN_MISSING:
+        return func.coalesce(column, "")
+    return column
 
 
 class PeriodSums:
@@ -244,8 +255,11 @@ def _by_values(sums: Any, rollup: _Rollup, keys: Any, billing_period: dt.date) -
         "code": code_of_seq.take(sums.column("seq")),
         **{c: sums.column(c) for c in (*MONEY_COLUMNS, "line_count")},
     }), ("usage_date", "code") if daily else ("code",))
+    import pyarrow.compute as pc
+
     found = groups.take(summed.column("code"))
-    columns = {name: found.column(name) for name in values}
+    columns = {name: pc.fill_null(found.column(name), "") if name in _BLANK_WHEN_MISSING else found.column(name)
+               for name in values}
     columns["billing_period"] = pa.array([billing_period] * summed.num_rows, type=pa.date32())
     if daily:
         columns["usage_date"] = summed.column("usage_date")
