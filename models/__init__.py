@@ -6,6 +6,7 @@ from models.base import Base
 from models.budget import Budget
 from models.collection import CollectionRun, CommitmentReport, CostDimensionDaily, CostForecast, Recommendation
 from models.cost import (
+    AllocationTagAlias,
     CostAccountSource,
     CostAllocationRollup,
     CostAnomaly,
@@ -33,6 +34,7 @@ from models.user import (
 )
 
 __all__ = [
+    "AllocationTagAlias",
     "ApiToken",
     "AuditChainHead",
     "AuditLog",

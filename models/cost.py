@@ -172,6 +172,20 @@ class CostPeriodSpan(Base):
     last_usage_date: Mapped[dt.date] = mapped_column(Date)
 
 
+class AllocationTagAlias(Base):
+    """The tag keys that resolve to one allocation key (team, cost centre, environment), first
+    match wins; an allocation key without a row uses the long-standing defaults
+    (``services.costs.tag_aliases.DEFAULTS``). Edited by admins, audited, and re-applied to stored
+    costs when changed."""
+
+    __tablename__ = "allocation_tag_aliases"
+
+    allocation_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag_keys: Mapped[list[str]] = mapped_column(JSON)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class DataVersion(Base):
     """A counter every import bumps; cached query results are keyed by it."""
 

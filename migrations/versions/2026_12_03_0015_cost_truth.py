@@ -12,6 +12,9 @@ Contracted cost becomes a money column of the lines (the list cost where a sourc
 it, as FOCUS defines it without negotiated rates) and of every rollup; the service category a
 grouping column of the day, month and summary rollups. The rollups are rebuilt to fill them.
 
+``allocation_tag_aliases`` holds the tag keys an admin set for each allocation key (none: the
+defaults, so nothing changes on upgrade).
+
 Revision ID: 0015
 Revises: 0011
 Create Date: 2026-12-03 07:30:00
@@ -60,6 +63,15 @@ def upgrade() -> None:
     sa.Column('first_usage_date', sa.Date(), nullable=False),
     sa.Column('last_usage_date', sa.Date(), nullable=False),
     sa.PrimaryKeyConstraint('billing_period', name=op.f('pk_cost_period_spans'))
+    )
+    op.create_table('allocation_tag_aliases',
+    sa.Column('allocation_key', sa.String(length=32), nullable=False),
+    sa.Column('tag_keys', sa.JSON(), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.Column('updated_at', models.types.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], name=op.f('fk_allocation_tag_aliases_updated_by_id_users'),
+                            ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('allocation_key', name=op.f('pk_allocation_tag_aliases'))
     )
     _add_contracted_cost_and_service_category()
     _rebuild_rollups()
@@ -158,4 +170,5 @@ def downgrade() -> None:
     with op.batch_alter_table('cost_fact_lines', schema=None) as batch_op:
         batch_op.drop_column('contracted_cost')
     op.drop_table('cost_period_spans')
+    op.drop_table('allocation_tag_aliases')
     op.drop_table('cost_account_sources')

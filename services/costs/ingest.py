@@ -20,7 +20,7 @@ from models import DataVersion, ImportBatch
 from models.base import utcnow
 from models.cost_storage import CostFactKey, cost_fact_lines
 from models.types import MONEY_PRECISION, MONEY_SCALE
-from services.costs import bulk, rollups
+from services.costs import bulk, rollups, tag_aliases
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,10 +36,11 @@ ROW_CHUNK_SIZE = 20_000
 #: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
 ANALYZE_AFTER_ROWS = 100_000
 
-#: Tag keys that resolve to each allocation key, first match wins.
-TEAM_TAGS = ("team", "Team", "owner_team")
-COST_CENTER_TAGS = ("cost-center", "cost_center", "CostCenter", "costcenter")
-ENVIRONMENT_TAGS = ("environment", "Environment", "env")
+#: The default tag keys that resolve to each allocation key, first match wins. The aliases in
+#: force are a setting (``tag_aliases``): every load resolves its lines with them.
+TEAM_TAGS = tag_aliases.DEFAULTS["team"]
+COST_CENTER_TAGS = tag_aliases.DEFAULTS["cost_center"]
+ENVIRONMENT_TAGS = tag_aliases.DEFAULTS["environment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +78,13 @@ def billing_period_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def _first_tag(tags: dict[str, str], keys: tuple[str, ...]) -> str:
-    for key in keys:
-        value = tags.get(key)
-        if value:
-            return str(value)[:64]
-    return ""
+def allocation_keys(tags: dict[str, str],
+                    aliases: tag_aliases.TagAliases = tag_aliases.DEFAULT_ALIASES) -> tuple[str, str, str]:
+    """Return the team, cost centre and environment that tags resolve to ("" for none).
 
-
-def allocation_keys(tags: dict[str, str]) -> tuple[str, str, str]:
-    """Return the team, cost centre and environment that tags resolve to ("" for none)."""
-    if not tags:
-        return "", "", ""
-    return (_first_tag(tags, TEAM_TAGS), _first_tag(tags, COST_CENTER_TAGS),
-            _first_tag(tags, ENVIRONMENT_TAGS)[:32])
+    Loaders may call it with the defaults: ``replace_period`` resolves every line again with the
+    aliases in force."""
+    return aliases.resolve(tags)
 
 
 class ArrowFacts:
@@ -266,11 +260,12 @@ def _unstored_key_ids(connection: Connection, ids: list[int]) -> set[int]:
     return set(ids) - found
 
 
-def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int) -> dict[str, list[object]]:
+def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int,
+                aliases: tag_aliases.TagAliases) -> dict[str, list[object]]:
     """Return a chunk of rows as one list per fact column (what COPY, Arrow and inserts all take)."""
     count = len(chunk)
     tags: list[dict[str, str]] = [row.tags for row in chunk]
-    keys = [allocation_keys(t) for t in tags]
+    keys = [aliases.resolve(t) for t in tags]
     return {
         "usage_date": [row.usage_date for row in chunk],
         "billing_period": [period] * count,
@@ -343,18 +338,40 @@ def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
         yield chunk
 
 
+def _resolve_allocation(piece: pa.Table, aliases: tag_aliases.TagAliases,
+                        resolved: dict[str, tuple[str, str, str]]) -> pa.Table:
+    """Return the table with its allocation keys resolved from its tags by ``aliases`` (each
+    distinct tags text once; ``resolved`` remembers them across tables)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(piece.column("tags").combine_chunks())
+    texts = encoded.dictionary.to_pylist()
+    for tags in texts:
+        if tags not in resolved:
+            resolved[tags] = aliases.resolve(json.loads(tags) if tags else {})
+    for at, name in enumerate(("team", "cost_center", "environment")):
+        values = pa.array([resolved[t][at] for t in texts], type=pa.string()).take(encoded.indices)
+        piece = piece.set_column(piece.schema.get_field_index(name), name, values)
+    return piece
+
+
 def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: str, batch_id: int,
-            chunk_size: int) -> Iterator[pa.Table]:
+            chunk_size: int, aliases: tag_aliases.TagAliases) -> Iterator[pa.Table]:
     """Yield the rows as Arrow tables of every fact column, at most ``chunk_size`` rows each."""
     import pyarrow as pa
 
     if isinstance(rows, ArrowFacts):
+        # Loaders resolve allocation keys with the default aliases; others in force mean again.
+        resolved: dict[str, tuple[str, str, str]] | None = None if aliases == tag_aliases.DEFAULT_ALIASES else {}
         for given in rows.tables:
             for at in range(0, given.num_rows, chunk_size):
                 piece = given.slice(at, chunk_size)
                 if "contracted_cost" not in piece.column_names:
                     piece = piece.append_column("contracted_cost", piece.column("list_cost"))
                 piece = piece.select([*ARROW_FACT_COLUMNS, *OPTIONAL_ARROW_COLUMNS])
+                if resolved is not None:
+                    piece = _resolve_allocation(piece, aliases, resolved)
                 count = piece.num_rows
                 for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
                                           ("import_batch_id", batch_id, pa.int64())):
@@ -369,7 +386,7 @@ def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: st
                     f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
                     f"to billing period {period}"
                 )
-        yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id))
+        yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id, aliases=aliases))
 
 
 def _split(tables: Iterable[pa.Table], keys: _Keys, sums: rollups.PeriodSums, *,
@@ -423,7 +440,8 @@ def replace_period(
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     tables = _tables(rows, period=period, source=source, batch_id=batch.id,
-                     chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE)
+                     chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE,
+                     aliases=tag_aliases.get_tag_aliases(session))
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
         copy = (stack.enter_context(bulk.copy_writer(connection, cost_fact_lines.name, LINE_COLUMNS))

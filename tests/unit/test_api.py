@@ -274,3 +274,15 @@ def test_contracted_cost_is_a_metric_summed_exactly_at_every_grain(client, sessi
         body = client.get(f"/api/v1/costs/?start=2026-01-01&end=2026-01-31&metric=contracted_cost&{query}")
         assert body.status_code == 200, (query, body.json)
         assert Decimal(body.json["total"]) == Decimal("14.24691357802"), query
+
+
+@pytest.mark.parametrize(("roles", "status"), [(("finance",), 403), (("admin",), 200)])
+def test_tag_aliases_are_read_by_anyone_and_replaced_by_admins_only(client, session, roles, status):
+    _signed_in(client, session, roles=roles)
+    shown = client.get("/api/v1/tag-aliases/")
+    assert shown.status_code == 200 and shown.json["environment"] == ["environment", "Environment", "env"]
+    changed = {**shown.json, "environment": ["environment", "stage"]}
+    answer = client.put("/api/v1/tag-aliases/", json=changed, headers=dash_headers(client))
+    assert answer.status_code == status, answer.json
+    expected = changed if status == 200 else shown.json
+    assert client.get("/api/v1/tag-aliases/").json == expected

@@ -60,3 +60,14 @@ def test_with_nothing_to_see_the_sources_table_says_so(app):
     with app.test_request_context():  # nobody signed in: no account is visible
         shown = data.show_account_sources("account-sources")
     assert shown.children == "No cost data yet."
+
+
+def test_the_tag_aliases_in_force_are_shown_and_a_refused_change_is_explained(app):
+    with app.test_request_context():  # nobody signed in: shown as a list, and a change is refused
+        shown = data.show_tag_aliases("tag-aliases")
+        color, text = _alert(data.save_tag_aliases(1, ["team", "cost-center", "env"],
+                                                   [{"name": "team"}, {"name": "cost_center"},
+                                                    {"name": "environment"}]))
+    assert "environment, Environment, env" in str(shown)
+    assert color == "danger" and "permission" in text
+    assert data.save_tag_aliases(None, [], []) is no_update
