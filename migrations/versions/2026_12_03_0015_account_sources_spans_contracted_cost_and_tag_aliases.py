@@ -1,4 +1,4 @@
-"""cost truth: which source counts for each account-month, and the rollups rebuilt to match
+"""account sources, period spans, contracted cost and service category in the rollups, tag aliases
 
 A linked account's month now counts from one source only, chosen per usage account (an aws-finops
 job stores each account under itself as payer, Cost Explorer under the real payer, and both used
