@@ -15,6 +15,7 @@ from layouts import data as layout
 from layouts import ids
 from services import database, validation
 from services.aws import profiles
+from services.costs import sources, tag_aliases
 from services.errors import DomainError
 from services.jobs import data_kinds, lifecycle
 
@@ -120,6 +121,36 @@ def import_s3(n_clicks: int | None, profile_id: int | None, bucket: str | None, 
                          choose="Choose the profile that may read the bucket.")
 
 
+def show_account_sources(_loaded: str | None) -> object:
+    """Show which source each account-month the user may see is counted from."""
+    with database.session_scope() as session:
+        rows = sources.list_account_sources(session, actor=current_actor())
+    return layout.account_sources_table(rows, sources.SOURCE_LABELS)
+
+
+def show_tag_aliases(_loaded: str | None) -> object:
+    """Show the tag aliases in force; admins get the form that changes them."""
+    with database.session_scope() as session:
+        aliases = tag_aliases.get_tag_aliases(session)
+    return layout.tag_aliases_form(aliases, can_edit=current_actor().has_role("admin"))
+
+
+def save_tag_aliases(n_clicks: int | None, values: list[str | None], field_ids: list[dict[str, str]]) -> object:
+    """Replace the tag aliases with the form's (keys separated by commas)."""
+    if not n_clicks:
+        return no_update
+    form = {f["name"]: [k.strip() for k in (v or "").split(",") if k.strip()]
+            for f, v in zip(field_ids, values, strict=True)}
+    return _explained(lambda: _update_tag_aliases(form))
+
+
+def _update_tag_aliases(form: dict[str, list[str]]) -> object:
+    data = tag_aliases.parse_tag_aliases(form)
+    with database.session_scope() as session:
+        tag_aliases.update_tag_aliases(session, actor=current_actor(), data=data)
+    return layout.message("Tag aliases saved; stored costs now follow them.", color="success")
+
+
 def register(app: Dash) -> None:
     """Register the data page's callbacks."""
     field = {"type": ids.PROFILE_FORM_FIELD, "name": ALL}
@@ -135,3 +166,8 @@ def register(app: Dash) -> None:
     app.callback(Output(ids.IMPORT_MESSAGE, "children", allow_duplicate=True), Input(ids.IMPORT_S3_START, "n_clicks"),
                  State(ids.IMPORT_S3_PROFILE, "value"), State(ids.IMPORT_S3_BUCKET, "value"),
                  State(ids.IMPORT_S3_PATH, "value"), prevent_initial_call=True)(import_s3)
+    app.callback(Output(ids.ACCOUNT_SOURCES, "children"), Input(ids.ACCOUNT_SOURCES, "id"))(show_account_sources)
+    app.callback(Output(ids.TAG_ALIASES, "children"), Input(ids.TAG_ALIASES, "id"))(show_tag_aliases)
+    alias_field = {"type": ids.TAG_ALIAS_FIELD, "name": ALL}
+    app.callback(Output(ids.TAG_ALIASES_MESSAGE, "children"), Input(ids.TAG_ALIASES_SAVE, "n_clicks"),
+                 State(alias_field, "value"), State(alias_field, "id"), prevent_initial_call=True)(save_tag_aliases)

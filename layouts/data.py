@@ -12,6 +12,11 @@ from layouts import ids
 
 if TYPE_CHECKING:
     from services.aws.profiles import ProfileRead
+    from services.costs.sources import AccountSource
+    from services.costs.tag_aliases import TagAliases
+
+#: How the data page names each allocation key.
+ALLOCATION_LABELS = {"team": "Team", "cost_center": "Cost centre", "environment": "Environment"}
 
 MAX_UPLOAD_MB = 50
 
@@ -24,7 +29,60 @@ def page(*, profiles: Sequence[ProfileRead], can_manage: bool, regions: Sequence
             dbc.Col(profiles_card(profiles, can_manage=can_manage), lg=8),
             dbc.Col([add_profile_card(profiles, regions) if can_manage else html.Div(), import_card(profiles)], lg=4),
         ], className="g-3"),
+        dbc.Row([dbc.Col(account_sources_card(), lg=8), dbc.Col(tag_aliases_card(), lg=4)], className="g-3 mt-1"),
     ]
+
+
+def account_sources_card() -> dbc.Card:
+    """Return the card that says which source each account-month is counted from (filled on load)."""
+    return dbc.Card([dbc.CardHeader("Where each account's month comes from"), dbc.CardBody([
+        html.P("When several sources hold an account's month, only the most detailed counts: CUR 2.0 or "
+               "FOCUS over Cost Explorer over aws-finops. The others are kept, not added.", className="small"),
+        html.Div(id=ids.ACCOUNT_SOURCES),
+    ])], className="shadow-sm")
+
+
+def tag_aliases_card() -> dbc.Card:
+    """Return the card that shows (and lets admins change) which tag keys mean each allocation key."""
+    return dbc.Card([dbc.CardHeader("Tag aliases"), dbc.CardBody([
+        html.P("Tag keys that mean one allocation key, first match wins: costs tagged with any of them "
+               "count for that team, cost centre or environment. A change applies to the costs already "
+               "stored.", className="small"),
+        html.Div(id=ids.TAG_ALIASES),
+        html.Div(id=ids.TAG_ALIASES_MESSAGE, className="mt-2"),
+    ])], className="shadow-sm")
+
+
+def tag_aliases_form(aliases: TagAliases, *, can_edit: bool) -> object:
+    """Return the aliases in force: a list, or for admins a form (keys separated by commas)."""
+    if not can_edit:
+        return html.Dl([item for key, label in ALLOCATION_LABELS.items() for item in (
+            html.Dt(label), html.Dd(", ".join(getattr(aliases, key)) or "—", className="small"))], className="mb-0")
+    return html.Div([
+        *(_field(label, key, dbc.Input(id={"type": ids.TAG_ALIAS_FIELD, "name": key}, maxLength=2000,
+                                       value=", ".join(getattr(aliases, key))))
+          for key, label in ALLOCATION_LABELS.items()),
+        dbc.Button("Save aliases", id=ids.TAG_ALIASES_SAVE, color="primary", size="sm"),
+    ])
+
+
+def account_sources_table(rows: Sequence[AccountSource], labels: dict[str, str]) -> object:
+    """Return the account-months with the source counted and the others held."""
+    if not rows:
+        return dbc.Alert("No cost data yet.", color="light", className="mb-0")
+
+    def named(sources: Sequence[str]) -> str:
+        return ", ".join(labels.get(s, s) for s in sources) or "—"
+
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("Month", "Account", "Counted from", "Also held, not added")])),
+        html.Tbody([html.Tr([
+            html.Td(f"{r.billing_period:%Y-%m}"),
+            html.Td(f"{r.account_name} ({r.account_id})" if r.account_name else r.account_id),
+            html.Td(named(r.counted)),
+            html.Td(named(r.also_held), className="small text-body-secondary"),
+        ]) for r in rows]),
+    ], size="sm", hover=True, responsive=True, className="mb-0")
 
 
 def profiles_card(profiles: Sequence[ProfileRead], *, can_manage: bool) -> dbc.Card:

@@ -6,11 +6,14 @@ from models.base import Base
 from models.budget import Budget
 from models.collection import CollectionRun, CommitmentReport, CostDimensionDaily, CostForecast, Recommendation
 from models.cost import (
+    AllocationTagAlias,
+    CostAccountSource,
     CostAllocationRollup,
     CostAnomaly,
     CostDailyRollup,
     CostFact,
     CostMonthlyRollup,
+    CostPeriodSpan,
     CostSummaryRollup,
     CostTeamDailyRollup,
     DataVersion,
@@ -31,6 +34,7 @@ from models.user import (
 )
 
 __all__ = [
+    "AllocationTagAlias",
     "ApiToken",
     "AuditChainHead",
     "AuditLog",
@@ -44,11 +48,13 @@ __all__ = [
     "CostForecast",
     "Recommendation",
     "ComplianceReport",
+    "CostAccountSource",
     "CostAllocationRollup",
     "CostAnomaly",
     "CostDailyRollup",
     "CostFact",
     "CostMonthlyRollup",
+    "CostPeriodSpan",
     "CostSummaryRollup",
     "CostTeamDailyRollup",
     "DashboardConfig",

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Table, join
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Table, join
 from sqlalchemy.orm import Mapped, column_property, declared_attr, mapped_column
 
 from models.base import Base, utcnow
@@ -52,6 +52,7 @@ class CostFact(Base):
     amortized_cost: Mapped[Decimal]
     net_cost: Mapped[Decimal]
     list_cost: Mapped[Decimal]
+    contracted_cost: Mapped[Decimal]
     usage_quantity: Mapped[Decimal | None]
     source: Mapped[str]
     import_batch_id: Mapped[int]
@@ -80,6 +81,7 @@ class _RollupCosts:
     amortized_cost: Mapped[Decimal] = mapped_column(Money)
     net_cost: Mapped[Decimal] = mapped_column(Money)
     list_cost: Mapped[Decimal] = mapped_column(Money)
+    contracted_cost: Mapped[Decimal] = mapped_column(Money)
     line_count: Mapped[int] = mapped_column(Integer)
 
     @declared_attr.directive
@@ -89,7 +91,7 @@ class _RollupCosts:
 
 
 class CostDailyRollup(_RollupCosts, Base):
-    """Per day x account x service x region (and currency)."""
+    """Per day x account x service (and its category) x region (and currency)."""
 
     __tablename__ = "cost_daily_rollups"
     __table_args__ = (
@@ -102,6 +104,8 @@ class CostDailyRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    #: The FOCUS service category, "" where the source has none (Cost Explorer, aws-finops).
+    service_category: Mapped[str] = mapped_column(String(64))
     region: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
 
@@ -126,7 +130,7 @@ class CostAllocationRollup(_RollupCosts, Base):
 
 
 class CostMonthlyRollup(_RollupCosts, Base):
-    """Per month x account x service x usage type."""
+    """Per month x account x service (and its category) x usage type."""
 
     __tablename__ = "cost_monthly_rollups"
     __table_args__ = (Index("ix_cost_monthly_rollups_period", "billing_period", "usage_account_id"),)
@@ -135,9 +139,51 @@ class CostMonthlyRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    service_category: Mapped[str] = mapped_column(String(64))
     usage_type: Mapped[str] = mapped_column(String(128))
     charge_category: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(3))
+
+
+class CostAccountSource(Base):
+    """A source that holds an account's billing period, and whether it is the one counted there
+    (the most detailed; see ``services.costs.rollups.counted_sources``). Rewritten with the
+    period's rollups, so the data page says where each account-month comes from without reading facts."""
+
+    __tablename__ = "cost_account_sources"
+
+    billing_period: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    usage_account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    is_counted: Mapped[bool] = mapped_column(Boolean)
+
+
+class CostPeriodSpan(Base):
+    """The first and last charge date among a billing period's counted rows, rewritten with its
+    rollups. A month rollup (keyed by billing period) answers a range of whole months only while
+    no period in or around it holds a row charged outside its own month (FOCUS and CUR date some
+    rows outside their billing period); otherwise the day rollups answer (see
+    ``services.costs.queries``)."""
+
+    __tablename__ = "cost_period_spans"
+
+    billing_period: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    first_usage_date: Mapped[dt.date] = mapped_column(Date)
+    last_usage_date: Mapped[dt.date] = mapped_column(Date)
+
+
+class AllocationTagAlias(Base):
+    """The tag keys that resolve to one allocation key (team, cost centre, environment), first
+    match wins; an allocation key without a row uses the long-standing defaults
+    (``services.costs.tag_aliases.DEFAULTS``). Edited by admins, audited, and re-applied to stored
+    costs when changed."""
+
+    __tablename__ = "allocation_tag_aliases"
+
+    allocation_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag_keys: Mapped[list[str]] = mapped_column(JSON)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class DataVersion(Base):
@@ -166,7 +212,8 @@ class CostAnomaly(Base):
 
 
 class CostSummaryRollup(_RollupCosts, Base):
-    """Per month x account x service: trends and top services read a few thousand rows a year."""
+    """Per month x account x service (and its category): trends and top services read a few
+    thousand rows a year (a service has one category, so the category adds no rows)."""
 
     __tablename__ = "cost_summary_rollups"
     __table_args__ = (
@@ -178,6 +225,7 @@ class CostSummaryRollup(_RollupCosts, Base):
     provider: Mapped[str] = mapped_column(String(32))
     usage_account_id: Mapped[str] = mapped_column(String(128))
     service: Mapped[str] = mapped_column(String(128))
+    service_category: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
 
 

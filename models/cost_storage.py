@@ -60,6 +60,7 @@ cost_fact_lines = Table(
     Column("amortized_cost", Money, nullable=False),
     Column("net_cost", Money, nullable=False),
     Column("list_cost", Money, nullable=False),
+    Column("contracted_cost", Money, nullable=False),
     Column("usage_quantity", Numeric(38, 15)),
     Column("source", String(32), nullable=False),
     Column("import_batch_id", Integer, nullable=False),

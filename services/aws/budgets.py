@@ -3,9 +3,9 @@
 ``DescribeBudgets`` -> ``Budget`` (source ``aws``), upserted by name; a local budget of the same
 name is left alone (noted). Only COST budgets with a monthly, quarterly or annual period. Scope:
 LinkedAccount -> usage_account_id, Service -> service, Region -> region, a team / cost-centre /
-environment tag -> team / cost_center / environment, other tags -> ``tag:<key>``, other filters
--> ``aws:<filter>``; without an account filter, the profile's account (``payer_account_id`` for a
-payer). AWS budgets that vanished are kept.
+environment tag (by the tag aliases in force) -> team / cost_center / environment, other tags ->
+``tag:<key>``, other filters -> ``aws:<filter>``; without an account filter, the profile's account
+(``payer_account_id`` for a payer). AWS budgets that vanished are kept.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from sqlalchemy.orm import Session
 
 from models import Budget
 from services.aws._plumbing import KindOutcome, as_date, as_money, error_code, read_pages
-from services.costs import ingest
+from services.costs import tag_aliases
 
 _BUDGET_PERIODS = {"MONTHLY": "monthly", "QUARTERLY": "quarterly", "ANNUALLY": "annual"}
-_ALLOCATION_TAGS = {**{k: "team" for k in ingest.TEAM_TAGS},
-                    **{k: "cost_center" for k in ingest.COST_CENTER_TAGS},
-                    **{k: "environment" for k in ingest.ENVIRONMENT_TAGS}}
 _NO_END_YEAR = 2087  # AWS Budgets' "no end date" is 2087-06-15
 
 
-def _budget_scope(filters: Mapping[str, Sequence[str]], *, account_id: str, is_payer: bool) -> dict[str, list[str]]:
+def _budget_scope(filters: Mapping[str, Sequence[str]], *, account_id: str, is_payer: bool,
+                  aliases: tag_aliases.TagAliases) -> dict[str, list[str]]:
+    allocation = {tag_key: allocation_key for allocation_key in tag_aliases.ALLOCATION_KEYS
+                  for tag_key in getattr(aliases, allocation_key)}
     scope: dict[str, list[str]] = {}
     for name, values in filters.items():
         if name == "LinkedAccount":
@@ -39,7 +39,7 @@ def _budget_scope(filters: Mapping[str, Sequence[str]], *, account_id: str, is_p
         elif name == "TagKeyValue":
             for text in values:
                 key, _, value = text.removeprefix("user:").partition("$")
-                scope.setdefault(_ALLOCATION_TAGS.get(key, f"tag:{key}"), []).append(value)
+                scope.setdefault(allocation.get(key, f"tag:{key}"), []).append(value)
         else:
             scope[f"aws:{name}"] = list(values)
     if "usage_account_id" not in scope:
@@ -59,6 +59,7 @@ def collect_budgets(session: Session, *, budgets: Any, account_id: str, is_payer
         found = []
     skipped: list[str] = []
     written = 0
+    aliases = tag_aliases.get_tag_aliases(session)
     for item in found:
         name = str(item["BudgetName"])[:128]
         period = _BUDGET_PERIODS.get(str(item.get("TimeUnit")))
@@ -78,7 +79,8 @@ def collect_budgets(session: Session, *, budgets: Any, account_id: str, is_payer
         budget.period = period
         budget.amount = as_money(limit["Amount"])
         budget.currency = str(limit.get("Unit") or "USD")[:3]
-        budget.scope = _budget_scope(item.get("CostFilters", {}), account_id=account_id, is_payer=is_payer)
+        budget.scope = _budget_scope(item.get("CostFilters", {}), account_id=account_id, is_payer=is_payer,
+                                     aliases=aliases)
         budget.starts_on = as_date(time_period["Start"]) if time_period.get("Start") else today
         budget.ends_on = None if ends is None or ends.year >= _NO_END_YEAR else ends
         written += 1

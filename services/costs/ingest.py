@@ -20,7 +20,7 @@ from models import DataVersion, ImportBatch
 from models.base import utcnow
 from models.cost_storage import CostFactKey, cost_fact_lines
 from models.types import MONEY_PRECISION, MONEY_SCALE
-from services.costs import bulk, rollups
+from services.costs import bulk, rollups, tag_aliases
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,10 +36,11 @@ ROW_CHUNK_SIZE = 20_000
 #: A load at least this large refreshes the planner's statistics before the rollups are rebuilt.
 ANALYZE_AFTER_ROWS = 100_000
 
-#: Tag keys that resolve to each allocation key, first match wins.
-TEAM_TAGS = ("team", "Team", "owner_team")
-COST_CENTER_TAGS = ("cost-center", "cost_center", "CostCenter", "costcenter")
-ENVIRONMENT_TAGS = ("environment", "Environment", "env")
+#: The default tag keys that resolve to each allocation key, first match wins. The aliases in
+#: force are a setting (``tag_aliases``): every load resolves its lines with them.
+TEAM_TAGS = tag_aliases.DEFAULTS["team"]
+COST_CENTER_TAGS = tag_aliases.DEFAULTS["cost_center"]
+ENVIRONMENT_TAGS = tag_aliases.DEFAULTS["environment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,9 @@ class FactRow:
     net_cost: Decimal
     list_cost: Decimal
     payer_account_id: str = ""
+    #: FOCUS's ContractedCost (list price less negotiated rates); a source that does not say it
+    #: stores the list cost, which FOCUS defines it to be where no rate was negotiated.
+    contracted_cost: Decimal | None = None
     provider: str = "AWS"
     service_category: str | None = None
     region: str = "global"
@@ -74,20 +78,13 @@ def billing_period_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def _first_tag(tags: dict[str, str], keys: tuple[str, ...]) -> str:
-    for key in keys:
-        value = tags.get(key)
-        if value:
-            return str(value)[:64]
-    return ""
+def allocation_keys(tags: dict[str, str],
+                    aliases: tag_aliases.TagAliases = tag_aliases.DEFAULT_ALIASES) -> tuple[str, str, str]:
+    """Return the team, cost centre and environment that tags resolve to ("" for none).
 
-
-def allocation_keys(tags: dict[str, str]) -> tuple[str, str, str]:
-    """Return the team, cost centre and environment that tags resolve to ("" for none)."""
-    if not tags:
-        return "", "", ""
-    return (_first_tag(tags, TEAM_TAGS), _first_tag(tags, COST_CENTER_TAGS),
-            _first_tag(tags, ENVIRONMENT_TAGS)[:32])
+    Loaders may call it with the defaults: ``replace_period`` resolves every line again with the
+    aliases in force."""
+    return aliases.resolve(tags)
 
 
 class ArrowFacts:
@@ -95,7 +92,8 @@ class ArrowFacts:
 
     Each table has the columns of ``ARROW_FACT_COLUMNS``: tags as their JSON text with the
     allocation keys beside them (see ``allocation_keys`` and ``tags_json``), money as decimal128 at
-    the money scale; the billing period, source and batch are added here. Rows must all belong
+    the money scale; the billing period, source and batch are added here. ``contracted_cost`` may
+    be left out (``OPTIONAL_ARROW_COLUMNS``): the list cost stands for it then (see ``FactRow``). Rows must all belong
     to the billing period being replaced (the loader filters them).
     """
 
@@ -107,9 +105,11 @@ class ArrowFacts:
 _COLUMNS = ("usage_date", "billing_period", "provider", "payer_account_id", "usage_account_id", "service",
             "service_category", "region", "usage_type", "charge_category", "resource_id", "tags", "team",
             "cost_center", "environment", "unblended_cost", "amortized_cost", "net_cost", "list_cost",
-            "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
+            "contracted_cost", "usage_quantity", "usage_unit", "currency", "source", "import_batch_id")
 #: What an ``ArrowFacts`` table holds: every fact column but those the load itself sets.
-ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("billing_period", "source", "import_batch_id"))
+OPTIONAL_ARROW_COLUMNS = ("contracted_cost",)
+ARROW_FACT_COLUMNS = tuple(c for c in _COLUMNS
+                           if c not in ("billing_period", "source", "import_batch_id", *OPTIONAL_ARROW_COLUMNS))
 #: A key's columns, in the order their values are hashed into its id (see ``key_id``).
 KEY_COLUMNS = ("provider", "payer_account_id", "usage_account_id", "service", "service_category", "region",
                "usage_type", "charge_category", "currency", "usage_unit", "tags", "team", "cost_center",
@@ -260,11 +260,12 @@ def _unstored_key_ids(connection: Connection, ids: list[int]) -> set[int]:
     return set(ids) - found
 
 
-def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int) -> dict[str, list[object]]:
+def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id: int,
+                aliases: tag_aliases.TagAliases) -> dict[str, list[object]]:
     """Return a chunk of rows as one list per fact column (what COPY, Arrow and inserts all take)."""
     count = len(chunk)
     tags: list[dict[str, str]] = [row.tags for row in chunk]
-    keys = [allocation_keys(t) for t in tags]
+    keys = [aliases.resolve(t) for t in tags]
     return {
         "usage_date": [row.usage_date for row in chunk],
         "billing_period": [period] * count,
@@ -285,6 +286,7 @@ def _to_columns(chunk: list[FactRow], *, period: dt.date, source: str, batch_id:
         "amortized_cost": [row.amortized_cost for row in chunk],
         "net_cost": [row.net_cost for row in chunk],
         "list_cost": [row.list_cost for row in chunk],
+        "contracted_cost": [row.list_cost if row.contracted_cost is None else row.contracted_cost for row in chunk],
         "usage_quantity": [row.usage_quantity for row in chunk],
         "usage_unit": [row.usage_unit for row in chunk],
         "currency": [row.currency for row in chunk],
@@ -336,15 +338,40 @@ def _chunks(rows: Iterable[FactRow], size: int) -> Iterator[list[FactRow]]:
         yield chunk
 
 
+def _resolve_allocation(piece: pa.Table, aliases: tag_aliases.TagAliases,
+                        resolved: dict[str, tuple[str, str, str]]) -> pa.Table:
+    """Return the table with its allocation keys resolved from its tags by ``aliases`` (each
+    distinct tags text once; ``resolved`` remembers them across tables)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(piece.column("tags").combine_chunks())
+    texts = encoded.dictionary.to_pylist()
+    for tags in texts:
+        if tags not in resolved:
+            resolved[tags] = aliases.resolve(json.loads(tags) if tags else {})
+    for at, name in enumerate(("team", "cost_center", "environment")):
+        values = pa.array([resolved[t][at] for t in texts], type=pa.string()).take(encoded.indices)
+        piece = piece.set_column(piece.schema.get_field_index(name), name, values)
+    return piece
+
+
 def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: str, batch_id: int,
-            chunk_size: int) -> Iterator[pa.Table]:
+            chunk_size: int, aliases: tag_aliases.TagAliases) -> Iterator[pa.Table]:
     """Yield the rows as Arrow tables of every fact column, at most ``chunk_size`` rows each."""
     import pyarrow as pa
 
     if isinstance(rows, ArrowFacts):
+        # Loaders resolve allocation keys with the default aliases; others in force mean again.
+        resolved: dict[str, tuple[str, str, str]] | None = None if aliases == tag_aliases.DEFAULT_ALIASES else {}
         for given in rows.tables:
             for at in range(0, given.num_rows, chunk_size):
-                piece = given.slice(at, chunk_size).select(list(ARROW_FACT_COLUMNS))
+                piece = given.slice(at, chunk_size)
+                if "contracted_cost" not in piece.column_names:
+                    piece = piece.append_column("contracted_cost", piece.column("list_cost"))
+                piece = piece.select([*ARROW_FACT_COLUMNS, *OPTIONAL_ARROW_COLUMNS])
+                if resolved is not None:
+                    piece = _resolve_allocation(piece, aliases, resolved)
                 count = piece.num_rows
                 for name, value, kind in (("billing_period", period, pa.date32()), ("source", source, pa.string()),
                                           ("import_batch_id", batch_id, pa.int64())):
@@ -359,7 +386,7 @@ def _tables(rows: Iterable[FactRow] | ArrowFacts, *, period: dt.date, source: st
                     f"a row of billing period {row_period} (dated {row.usage_date}) does not belong "
                     f"to billing period {period}"
                 )
-        yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id))
+        yield _to_table(_to_columns(chunk, period=period, source=source, batch_id=batch_id, aliases=aliases))
 
 
 def _split(tables: Iterable[pa.Table], keys: _Keys, sums: rollups.PeriodSums, *,
@@ -413,7 +440,8 @@ def replace_period(
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     tables = _tables(rows, period=period, source=source, batch_id=batch.id,
-                     chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE)
+                     chunk_size=COPY_CHUNK_SIZE if postgresql else CHUNK_SIZE,
+                     aliases=tag_aliases.get_tag_aliases(session))
     with ExitStack() as stack:
         # On PostgreSQL one COPY takes the whole period, fed as the rows come (see copy_writer).
         copy = (stack.enter_context(bulk.copy_writer(connection, cost_fact_lines.name, LINE_COLUMNS))
@@ -452,8 +480,11 @@ def replace_period(
     # When these rows are all the period holds, its rollups are those summed on the way in;
     # otherwise (other sources or payers stay in the period) they are rebuilt from the stored facts.
     if alone:
+        accounts = keys.table().column("usage_account_id").unique().to_pylist()
+        rollups.record_sources(session, billing_period=period, held={a: {source} for a in accounts})
         # The new keys are stored while the first rollups are summed.
         sums.write(session, billing_period=period, keys=keys.table(), meanwhile=lambda: keys.store(connection))
+        rollups.record_span(session, billing_period=period)
     else:
         keys.store(connection)
         if total >= ANALYZE_AFTER_ROWS and postgresql:

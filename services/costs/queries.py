@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import Date, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from models import AwsAccount, CostDailyRollup
@@ -18,11 +18,13 @@ from services import audit, months
 from services.identity.permissions import Actor, visible_account_ids
 from services.validation import parse
 
-Metric = Literal["unblended_cost", "amortized_cost", "net_cost"]
+Metric = Literal["unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost"]
 METRIC_LABELS: dict[str, str] = {
     "unblended_cost": "Unblended",
     "amortized_cost": "Amortised",
     "net_cost": "Net",
+    "list_cost": "List",
+    "contracted_cost": "Contracted",
 }
 TOP_SERVICES = 10
 MAX_RANGE_DAYS = 3 * 366
@@ -193,7 +195,7 @@ def top_n(rows: Iterable[tuple[str, Decimal]], n: int,
 # --- the general query: any dimension, filter, grain, metric; top-N with Other -------------------
 
 Dimension = Literal["account", "service", "region", "usage_type", "charge_category", "team", "cost_center",
-                    "environment", "provider"]
+                    "environment", "provider", "service_category"]
 Granularity = Literal["day", "month", "total"]
 OTHER = "Other"
 UNTAGGED = "(untagged)"
@@ -251,21 +253,46 @@ class _Table:
     #: False for a rollup without an account column: it cannot be narrowed to visible accounts.
     per_account: bool = True
 
-    def has(self, query: CostQuery, dims: Iterable[str], *, scoped: bool) -> bool:
+    def has(self, query: CostQuery, dims: Iterable[str], *, scoped: bool, months_agree: bool) -> bool:
+        """Whether this table answers the query: it holds the dimensions and filters, may be narrowed
+        to the actor's accounts, and (a month rollup) sums the same rows as the day tables would."""
         if scoped and not self.per_account:
             return False
         if not set(dims) | set(query.filters) <= set(self.columns):
             return False
         if self.grain == "month":
-            whole_months = query.start.day == 1 and (query.end + dt.timedelta(days=1)).day == 1
-            return query.granularity != "day" and whole_months
+            return query.granularity != "day" and months_agree and is_whole_months(query.start, query.end)
         return True
+
+
+def is_whole_months(start: dt.date, end: dt.date) -> bool:
+    """Whether a range runs from the first day of a month to the last day of a month."""
+    return start.day == 1 and (end + dt.timedelta(days=1)).day == 1
+
+
+def _months_agree(session: Session, query: CostQuery) -> bool:
+    """Whether the month rollups (keyed by billing period) hold exactly the rows charged within the
+    query's whole months: no period in the range, nor one whose rows reach into it, holds a row
+    charged outside its own month. The rule every path applies is the charge date."""
+    from services.costs import rollups
+
+    if query.granularity == "day" or not is_whole_months(query.start, query.end):
+        return False
+    return not any(query.start <= period <= query.end or (first <= query.end and last >= query.start)
+                   for period, first, last in rollups.list_straying_spans(session))
+
+
+def _month_of(session: Session, column: Any) -> Any:
+    """The first day of the month of a date column, as a date, on either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc("month", column), Date)
+    return type_coerce(func.date(column, "start of month"), Date)
 
 
 def _tables() -> list[_Table]:
     from models import CostAllocationRollup, CostFact, CostMonthlyRollup, CostSummaryRollup, CostTeamDailyRollup
 
-    base = {"account": "usage_account_id", "service": "service"}
+    base = {"account": "usage_account_id", "service": "service", "service_category": "service_category"}
     allocation = {"team": "team", "cost_center": "cost_center", "environment": "environment"}
     return [
         # Smallest first: each question goes to the first table that holds its dimensions.
@@ -276,7 +303,8 @@ def _tables() -> list[_Table]:
         _Table("cost_team_daily_rollups", CostTeamDailyRollup, {"service": "service", **allocation}, "day",
                per_account=False),
         _Table("cost_daily_rollups", CostDailyRollup, {**base, "region": "region", "provider": "provider"}, "day"),
-        _Table("cost_allocation_rollups", CostAllocationRollup, {**base, **allocation}, "day"),
+        _Table("cost_allocation_rollups", CostAllocationRollup,
+               {"account": "usage_account_id", "service": "service", **allocation}, "day"),
         _Table("cost_facts", CostFact, {**base, "region": "region", "provider": "provider", "usage_type": "usage_type",
                                         "charge_category": "charge_category", **allocation}, "day"),
     ]
@@ -314,22 +342,24 @@ _KEY_SEPARATOR = "\x1f"
 
 
 def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visible: frozenset[str] | None,
-             within: set[tuple[str, ...]] | None = None) -> tuple[_Amounts, str]:
+             months_agree: bool, within: set[tuple[str, ...]] | None = None) -> tuple[_Amounts, str]:
     """Sum the metric by period and ``dims`` from the smallest table that holds them; ``within``
     keeps only rows whose leading dimensions are one of those keys (the kept ones of a level above)."""
-    table = next(t for t in _tables() if t.has(query, dims, scoped=visible is not None))
+    table = next(t for t in _tables() if t.has(query, dims, scoped=visible is not None, months_agree=months_agree))
     model = table.model
-    date_column = model.usage_date if table.grain == "day" else model.billing_period
-    start = query.start if table.grain == "day" else query.start.replace(day=1)
-    keys = [getattr(model, table.columns[d]) for d in dims]
-    period = {"day": date_column, "month": model.billing_period, "total": None}[query.granularity]
-    if table.name == "cost_facts" and query.granularity == "month":
-        period = model.billing_period
+    daily = table.grain == "day"
+    # One rule on every path: a range holds the rows charged within it. A month rollup answers
+    # only when its billing periods hold exactly those rows (``months_agree``).
+    date_column = model.usage_date if daily else model.billing_period
+    start = query.start if daily else query.start.replace(day=1)
+    keys = [_column(model, table, d) for d in dims]
+    month = _month_of(session, model.usage_date) if daily else model.billing_period
+    period = {"day": date_column, "month": month, "total": None}[query.granularity]
     selected = [c for c in (period, *keys) if c is not None]
     stmt = select(*selected, money_sum(getattr(model, query.metric))).where(
         date_column >= start, date_column <= query.end)
     for dimension, accepted in query.filters.items():
-        column = getattr(model, table.columns[dimension])
+        column = _column(model, table, dimension)
         stmt = stmt.where(column.in_(["" if v == UNTAGGED else v for v in accepted]))
     if within is not None:
         depth = len(next(iter(within), ()))
@@ -361,18 +391,27 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
     return amounts, table.name
 
 
+def _column(model: Any, table: _Table, dimension: str) -> Any:
+    """A dimension's column in a table; the facts' service category is "" where a source has none,
+    as the rollups keep it."""
+    column = getattr(model, table.columns[dimension])
+    return func.coalesce(column, "") if table.name == "cost_facts" and dimension == "service_category" else column
+
+
 def _compute(session: Session, *, query: CostQuery, visible: frozenset[str] | None) -> CostResult:
+    months_agree = _months_agree(session, query)
     if not (query.top_n and query.group_by):
-        amounts, table = _amounts(session, query=query, dims=query.group_by, visible=visible)
+        amounts, table = _amounts(session, query=query, dims=query.group_by, visible=visible,
+                                  months_agree=months_agree)
         rows = [CostRow(p, k, a) for (p, k), a in amounts.items()]
     else:
-        rows, table = _top_n_levels(session, query=query, visible=visible)
+        rows, table = _top_n_levels(session, query=query, visible=visible, months_agree=months_agree)
     rows.sort(key=lambda r: (r.period or dt.date.min, OTHER in r.keys, -r.amount, r.keys))
     return CostResult(query=query, rows=tuple(rows), total=sum((r.amount for r in rows), Decimal(0)), table=table)
 
 
-def _top_n_levels(session: Session, *, query: CostQuery,
-                  visible: frozenset[str] | None) -> tuple[list[CostRow], str]:
+def _top_n_levels(session: Session, *, query: CostQuery, visible: frozenset[str] | None,
+                  months_agree: bool) -> tuple[list[CostRow], str]:
     """A drill-down with top-N and "Other" at every level: the n largest keys of the first
     dimension, within each of those its n largest of the second, and so on (ranked over the whole
     range); what is left at a level is one "Other" row per parent and period. Each level is summed
@@ -384,7 +423,8 @@ def _top_n_levels(session: Session, *, query: CostQuery,
     within: set[tuple[str, ...]] | None = None
     table = ""
     for level in range(1, depth + 1):
-        amounts, table = _amounts(session, query=query, dims=query.group_by[:level], visible=visible, within=within)
+        amounts, table = _amounts(session, query=query, dims=query.group_by[:level], visible=visible,
+                                  months_agree=months_agree, within=within)
         totals: dict[tuple[str, ...], Decimal] = {}
         for (_period, keys), amount in amounts.items():
             totals[keys] = totals.get(keys, Decimal(0)) + amount

@@ -11,39 +11,61 @@ from sqlalchemy import and_, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models import (
+    CostAccountSource,
     CostAllocationRollup,
     CostDailyRollup,
     CostFact,
     CostMonthlyRollup,
+    CostPeriodSpan,
     CostSummaryRollup,
     CostTeamDailyRollup,
 )
 from models.types import MONEY_PRECISION, MONEY_SCALE, money_sum
+from services import months
 from services.costs import bulk
 
 #: The money columns of facts and rollups alike.
-MONEY_COLUMNS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost")
-#: When several sources hold the same payer's costs for a month, the most detailed one counts
-#: and the others are kept but not added (never the same dollar twice).
+MONEY_COLUMNS = ("unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost")
+#: When several sources hold the same account's costs for a month, the most detailed one counts
+#: and the others are kept but not added (never the same dollar twice). Decided per usage account,
+#: not per payer: an aws-finops job stores each linked account under itself as payer (it cannot
+#: know the real one), while Cost Explorer and the exports store it under the real payer.
 SOURCE_PRIORITY = ("cur2", "focus", "cost_explorer", "aws_finops", "demo")
 
 
-def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, set[str]]:
-    """Return, per payer account, the source(s) whose facts count for this billing period."""
+def held_sources(session: Session, *, billing_period: dt.date) -> dict[str, set[str]]:
+    """Return, per usage account, every source that holds facts of this billing period."""
     rows = session.execute(
-        select(CostFact.payer_account_id, CostFact.source)
+        select(CostFact.usage_account_id, CostFact.source)
         .where(CostFact.billing_period == billing_period).distinct()
     ).all()
-    by_payer: dict[str, set[str]] = {}
-    for payer, source in rows:
-        by_payer.setdefault(payer, set()).add(source)
+    by_account: dict[str, set[str]] = {}
+    for account, source in rows:
+        by_account.setdefault(account, set()).add(source)
+    return by_account
+
+
+def best_sources(held: set[str]) -> set[str]:
+    """Return the most detailed of the sources that hold one account-month (ties all count)."""
     rank = {name: i for i, name in enumerate(SOURCE_PRIORITY)}
+    top = min(rank.get(s, len(SOURCE_PRIORITY)) for s in held)
+    return {s for s in held if rank.get(s, len(SOURCE_PRIORITY)) == top}
 
-    def best(sources: set[str]) -> set[str]:
-        top = min(rank.get(s, len(SOURCE_PRIORITY)) for s in sources)
-        return {s for s in sources if rank.get(s, len(SOURCE_PRIORITY)) == top}
 
-    return {payer: best(sources) for payer, sources in by_payer.items()}
+def counted_sources(session: Session, *, billing_period: dt.date) -> dict[str, set[str]]:
+    """Return, per usage account, the source(s) whose facts count for this billing period."""
+    return {account: best_sources(held) for account, held in held_sources(session,
+                                                                           billing_period=billing_period).items()}
+
+
+def record_sources(session: Session, *, billing_period: dt.date, held: dict[str, set[str]]) -> None:
+    """Replace the period's record of which sources hold each account and which one counts."""
+    session.execute(delete(CostAccountSource).where(CostAccountSource.billing_period == billing_period))
+    rows = [{"billing_period": billing_period, "usage_account_id": account, "source": source,
+             "is_counted": source in best_sources(sources)}
+            for account, sources in sorted(held.items()) for source in sorted(sources)]
+    for at in range(0, len(rows), 5_000):
+        session.execute(insert(CostAccountSource), rows[at:at + 5_000])
 
 
 @dataclass(frozen=True)
@@ -74,26 +96,66 @@ ROLLUPS = (
 
 def rebuild_period(session: Session, *, billing_period: dt.date) -> None:
     """Rebuild every rollup of one billing period from the facts, in the caller's transaction."""
-    # Which source counts for each payer is decided first (a handful of rows), then the facts are
-    # read with a plain condition: a correlated subquery here would run once per fact.
-    counted = counted_sources(session, billing_period=billing_period)
-    in_period = and_(CostFact.billing_period == billing_period, or_(false(), *(
-        and_(CostFact.payer_account_id == payer, CostFact.source.in_(sorted(sources)))
-        for payer, sources in counted.items())))
+    # Which source counts for each account is decided first (a row per account and source), then
+    # the facts are read with a plain condition: a correlated subquery here would run once per fact.
+    held = held_sources(session, billing_period=billing_period)
+    record_sources(session, billing_period=billing_period, held=held)
+    accounts_by_counted: dict[tuple[str, ...], list[str]] = {}
+    for account, sources in held.items():
+        accounts_by_counted.setdefault(tuple(sorted(best_sources(sources))), []).append(account)
+    if len(accounts_by_counted) == 1:
+        # One choice for every account (the usual case): no list of accounts needed.
+        (only,) = accounts_by_counted
+        chosen: Any = CostFact.source.in_(only)
+    else:
+        chosen = or_(false(), *(and_(CostFact.source.in_(counted), CostFact.usage_account_id.in_(sorted(accounts)))
+                                for counted, accounts in accounts_by_counted.items()))
+    in_period = and_(CostFact.billing_period == billing_period, chosen)
     for rollup in ROLLUPS:  # the derived ones come after the rollups they are summed from
         where = in_period if rollup.source is CostFact else rollup.source.billing_period == billing_period
         _refill(session, rollup, where=where, billing_period=billing_period)
+    record_span(session, billing_period=billing_period)
+
+
+def record_span(session: Session, *, billing_period: dt.date) -> None:
+    """Record the first and last charge date of the period's counted rows (from its day rollup)."""
+    session.execute(delete(CostPeriodSpan).where(CostPeriodSpan.billing_period == billing_period))
+    first, last = session.execute(
+        select(func.min(CostDailyRollup.usage_date), func.max(CostDailyRollup.usage_date))
+        .where(CostDailyRollup.billing_period == billing_period)).one()
+    if first is not None:
+        session.add(CostPeriodSpan(billing_period=billing_period, first_usage_date=first, last_usage_date=last))
+        session.flush()
+
+
+def list_straying_spans(session: Session) -> list[tuple[dt.date, dt.date, dt.date]]:
+    """Return (billing period, first, last charge date) of each period holding a row charged outside
+    its own month, oldest first."""
+    spans = session.execute(select(CostPeriodSpan.billing_period, CostPeriodSpan.first_usage_date,
+                                   CostPeriodSpan.last_usage_date).order_by(CostPeriodSpan.billing_period)).all()
+    return [(p, first, last) for p, first, last in spans if first < p or last > months.month_end(p)]
 
 
 def _refill(session: Session, rollup: _Rollup, *, where: Any, billing_period: dt.date) -> None:
     """Replace one rollup's rows of a billing period with sums of its source (facts or a finer rollup)."""
     target, source = rollup.model, rollup.source
     session.execute(delete(target).where(target.billing_period == billing_period))
-    key_columns = [getattr(source, k) for k in rollup.keys]
+    key_columns = [_key_value(source, k) for k in rollup.keys]
     lines = func.count() if source is CostFact else func.sum(source.line_count)
     query = (select(*key_columns, *(money_sum(getattr(source, c)) for c in MONEY_COLUMNS), lines)
              .where(where).group_by(*key_columns).order_by(*(getattr(source, k) for k in rollup.order)))
     session.execute(insert(target).from_select([*rollup.keys, *MONEY_COLUMNS, "line_count"], query))
+
+
+#: Key values a fact may lack that a rollup keeps as "" (so each rollup row has a plain key).
+_BLANK_WHEN_MISSING = frozenset({"service_category"})
+
+
+def _key_value(source: type[Any], name: str) -> Any:
+    column = getattr(source, name)
+    if source is CostFact and name in _BLANK_WHEN_MISSING:
+        return func.coalesce(column, "")
+    return column
 
 
 class PeriodSums:
@@ -193,8 +255,11 @@ def _by_values(sums: Any, rollup: _Rollup, keys: Any, billing_period: dt.date) -
         "code": code_of_seq.take(sums.column("seq")),
         **{c: sums.column(c) for c in (*MONEY_COLUMNS, "line_count")},
     }), ("usage_date", "code") if daily else ("code",))
+    import pyarrow.compute as pc
+
     found = groups.take(summed.column("code"))
-    columns = {name: found.column(name) for name in values}
+    columns = {name: pc.fill_null(found.column(name), "") if name in _BLANK_WHEN_MISSING else found.column(name)
+               for name in values}
     columns["billing_period"] = pa.array([billing_period] * summed.num_rows, type=pa.date32())
     if daily:
         columns["usage_date"] = summed.column("usage_date")

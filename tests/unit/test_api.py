@@ -234,3 +234,55 @@ def test_the_api_docs_page_is_served_locally_behind_the_session(app, client, ses
     for src in srcs:
         assert client.get(src.decode()).status_code == 200, src
     assert client.get("/api/v1/docs/assets/..%2Fsettings.py").status_code == 404
+
+
+def test_list_cost_and_service_category_of_the_focus_sample_are_queryable_and_exact(client, session):
+    import csv
+    from collections import defaultdict
+
+    from services.imports import pipeline
+    from tests.unit.imports.test_importers import SAMPLE
+
+    _signed_in(client, session)
+    pipeline.import_file(session, path=SAMPLE)
+    session.commit()
+    with SAMPLE.open(newline="", encoding="utf-8") as fh:
+        records = list(csv.DictReader(fh))
+    by_category: dict = defaultdict(Decimal)
+    for record in records:
+        by_category[record["ServiceCategory"]] += Decimal(record["BilledCost"])
+    whole = "/api/v1/costs/?start=2024-09-01&end=2024-10-31&granularity=total"
+    listed = client.get(f"{whole}&metric=list_cost")
+    assert listed.status_code == 200, listed.json
+    assert Decimal(listed.json["total"]) == sum(Decimal(r["ListCost"]) for r in records)
+    grouped = client.get(f"{whole}&group_by=service_category")
+    assert grouped.status_code == 200, grouped.json
+    assert {r["keys"][0]: Decimal(r["amount"]) for r in grouped.json["rows"]} == by_category
+    assert client.get(f"{whole}&metric=contracted_cost").status_code == 200
+
+
+def test_contracted_cost_is_a_metric_summed_exactly_at_every_grain(client, session):
+    _signed_in(client, session)
+    rows = [fact(dt.date(2026, 1, day), "111111111111", "Amazon EC2", "10", service_category="Compute")
+            for day in (2, 20)]
+    rows = [ingest.FactRow(**{**{f: getattr(r, f) for f in r.__slots__}, "contracted_cost": Decimal("7.12345678901")})
+            for r in rows]
+    ingest.replace_period(session, source="test", billing_period=dt.date(2026, 1, 1), rows=rows)
+    session.commit()
+    for query in ("granularity=total", "granularity=month&group_by=service_category", "granularity=day",
+                  "granularity=total&group_by=usage_type"):
+        body = client.get(f"/api/v1/costs/?start=2026-01-01&end=2026-01-31&metric=contracted_cost&{query}")
+        assert body.status_code == 200, (query, body.json)
+        assert Decimal(body.json["total"]) == Decimal("14.24691357802"), query
+
+
+@pytest.mark.parametrize(("roles", "status"), [(("finance",), 403), (("admin",), 200)])
+def test_tag_aliases_are_read_by_anyone_and_replaced_by_admins_only(client, session, roles, status):
+    _signed_in(client, session, roles=roles)
+    shown = client.get("/api/v1/tag-aliases/")
+    assert shown.status_code == 200 and shown.json["environment"] == ["environment", "Environment", "env"]
+    changed = {**shown.json, "environment": ["environment", "stage"]}
+    answer = client.put("/api/v1/tag-aliases/", json=changed, headers=dash_headers(client))
+    assert answer.status_code == status, answer.json
+    expected = changed if status == 200 else shown.json
+    assert client.get("/api/v1/tag-aliases/").json == expected

@@ -41,3 +41,33 @@ def test_a_profile_form_that_does_not_validate_names_the_field(app):
     with app.test_request_context():
         color, text = _alert(data.save_profile(1, ["not a name!"], [{"name": "name"}]))
     assert color == "danger" and text.startswith("name:")
+
+
+def test_the_sources_table_names_the_counted_source_and_those_held_beside_it():
+    import datetime as dt
+
+    from layouts import data as layout
+    from services.costs.sources import SOURCE_LABELS, AccountSource
+
+    row = AccountSource(billing_period=dt.date(2026, 10, 1), account_id="111111111111", account_name="web",
+                        counted=("cost_explorer",), also_held=("aws_finops",))
+    table = layout.account_sources_table([row], SOURCE_LABELS)
+    cells = [cell.children for cell in table.children[1].children[0].children]
+    assert cells == ["2026-10", "web (111111111111)", "Cost Explorer", "aws-finops"]
+
+
+def test_with_nothing_to_see_the_sources_table_says_so(app):
+    with app.test_request_context():  # nobody signed in: no account is visible
+        shown = data.show_account_sources("account-sources")
+    assert shown.children == "No cost data yet."
+
+
+def test_the_tag_aliases_in_force_are_shown_and_a_refused_change_is_explained(app):
+    with app.test_request_context():  # nobody signed in: shown as a list, and a change is refused
+        shown = data.show_tag_aliases("tag-aliases")
+        color, text = _alert(data.save_tag_aliases(1, ["team", "cost-center", "env"],
+                                                   [{"name": "team"}, {"name": "cost_center"},
+                                                    {"name": "environment"}]))
+    assert "environment, Environment, env" in str(shown)
+    assert color == "danger" and "permission" in text
+    assert data.save_tag_aliases(None, [], []) is no_update

@@ -170,3 +170,47 @@ def test_rollup_rows_keep_their_sums_without_ids_and_are_numbered_again_on_downg
         assert [(a, Decimal(c), n) for a, c, n in conn.execute(read)] == [
             ("1", Decimal("0.10000000001"), 3), ("2", Decimal(5), 3)]
     engine.dispose()
+
+
+def test_upgrading_to_0015_rebuilds_the_rollups_counting_one_source_per_account_month(unmigrated_url):
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy import create_engine, select, text
+
+    from models import CostAccountSource, CostPeriodSpan, CostSummaryRollup
+    from services import database
+    from services.costs import ingest
+    from tests.factories import fact
+
+    config = Config(str(MIGRATIONS_INI))
+    config.set_main_option("sqlalchemy.url", unmigrated_url)
+    command.upgrade(config, "head")
+    database.configure(unmigrated_url)
+    period = dt.date(2026, 10, 1)
+    with database.session_scope() as session:
+        ingest.replace_period(session, source="cost_explorer", billing_period=period, payer_account_ids={"9"},
+                              rows=[fact(dt.date(2026, 10, 2), "1", "EC2", "4", payer_account_id="9",
+                                         service_category="Compute")])
+        ingest.replace_period(session, source="aws_finops", billing_period=period, payer_account_ids={"1"},
+                              rows=[fact(period, "1", "EC2", "4", payer_account_id="1")])
+        session.commit()
+    database.get_engine().dispose()
+    command.downgrade(config, "0011")
+    engine = create_engine(unmigrated_url)
+    with engine.begin() as conn:  # what 0011 counted: both sources of account 1, under two payers
+        for table in ("cost_daily_rollups", "cost_monthly_rollups", "cost_summary_rollups"):
+            conn.execute(text(f"INSERT INTO {table} SELECT * FROM {table}"))  # noqa: S608 - our tables
+    engine.dispose()
+    command.upgrade(config, "head")
+    database.configure(unmigrated_url)
+    with database.session_scope() as session:
+        summary = session.execute(select(CostSummaryRollup.service_category, CostSummaryRollup.unblended_cost,
+                                         CostSummaryRollup.contracted_cost)).all()
+        assert summary == [("Compute", Decimal(4), Decimal("4.4"))]
+        assert session.execute(select(CostAccountSource.source, CostAccountSource.is_counted)
+                               .order_by(CostAccountSource.source)).all() == [
+            ("aws_finops", False), ("cost_explorer", True)]
+        assert session.execute(select(CostPeriodSpan.first_usage_date, CostPeriodSpan.last_usage_date)).all() == [
+            (dt.date(2026, 10, 2), dt.date(2026, 10, 2))]
+    database.get_engine().dispose()

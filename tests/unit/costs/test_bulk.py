@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from models import CostSummaryRollup
 from models.types import MONEY_PRECISION, MONEY_SCALE
 from services.costs import bulk
+from services.costs.rollups import MONEY_COLUMNS
 
 
 def test_items_come_in_order_made_in_another_thread():
@@ -78,7 +79,7 @@ def _summary_rows(**money):
     return pa.table({
         "billing_period": pa.array([dt.date(2026, 3, 1)] * count, type=pa.date32()),
         "provider": ["AWS"] * count, "usage_account_id": [f"1000000000{i:02d}" for i in range(count)],
-        "service": ["Amazon EC2"] * count, "currency": ["USD"] * count,
+        "service": ["Amazon EC2"] * count, "service_category": ["Compute"] * count, "currency": ["USD"] * count,
         **money,
         "line_count": pa.array(range(count), type=pa.int64()),
     })
@@ -90,7 +91,7 @@ def test_a_bulk_write_stores_every_value_exactly_on_both_databases(session):
     values = [Decimal("-0.00000000001"), Decimal("0"), Decimal("-123456789012345678901234567.12345678901"),
               Decimal("99999999999999999999999999.99999999999"), Decimal("-10000.5"), Decimal("1E+20")]
     money = pa.array(values, type=pa.decimal128(MONEY_PRECISION, MONEY_SCALE))
-    table = _summary_rows(**{c: money for c in ("unblended_cost", "amortized_cost", "net_cost", "list_cost")})
+    table = _summary_rows(**{c: money for c in MONEY_COLUMNS})
     bulk.write_table(session.connection(), CostSummaryRollup.__tablename__, table)
     stored = session.execute(select(CostSummaryRollup.usage_account_id, CostSummaryRollup.list_cost,
                                     CostSummaryRollup.line_count, CostSummaryRollup.billing_period)
@@ -103,7 +104,7 @@ def test_a_value_finer_than_its_column_is_refused_and_nothing_is_written(session
     import pyarrow as pa
 
     finer = pa.array([Decimal("1.5"), Decimal("0.123456789012")], type=pa.decimal128(MONEY_PRECISION, 12))
-    table = _summary_rows(**{c: finer for c in ("unblended_cost", "amortized_cost", "net_cost", "list_cost")})
+    table = _summary_rows(**{c: finer for c in MONEY_COLUMNS})
     with pytest.raises(pa.ArrowInvalid):
         bulk.write_table(session.connection(), CostSummaryRollup.__tablename__, table)
     session.rollback()

@@ -139,10 +139,10 @@ def test_every_overview_view_is_audited_with_its_filter(loaded):
     assert row.actor_name == "fin" and row.details["accounts"] == ["111111111111"]
 
 
-def test_a_payers_month_counts_from_its_most_detailed_source_only(session):
+def test_an_accounts_month_counts_from_its_most_detailed_source_only(session):
     from services.costs import rollups
 
-    day, payer = dt.date(2026, 3, 2), "999999999999"
+    day = dt.date(2026, 3, 2)
     ingest.replace_period(session, source="cost_explorer", billing_period=dt.date(2026, 3, 1),
                           rows=[fact(day, "111111111111", "Amazon EC2", "100")])
     ingest.replace_period(session, source="focus", billing_period=dt.date(2026, 3, 1),
@@ -150,9 +150,9 @@ def test_a_payers_month_counts_from_its_most_detailed_source_only(session):
     ingest.replace_period(session, source="demo", billing_period=dt.date(2026, 3, 1),
                           rows=[fact(day, "222222222222", "Amazon S3", "7", payer_account_id="555555555555")])
     total = session.scalar(select(money_sum(CostDailyRollup.unblended_cost)))
-    assert total == Decimal("105.5")  # FOCUS for payer 999..., demo for payer 555...: never both of one payer
+    assert total == Decimal("105.5")  # FOCUS for account 111..., demo for 222...: never both of one account
     assert rollups.counted_sources(session, billing_period=dt.date(2026, 3, 1)) == {
-        payer: {"focus"}, "555555555555": {"demo"}}
+        "111111111111": {"focus"}, "222222222222": {"demo"}}
 
 
 def test_awkward_text_survives_the_bulk_load_unchanged(session):
