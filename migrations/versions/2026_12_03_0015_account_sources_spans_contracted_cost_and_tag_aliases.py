@@ -16,7 +16,7 @@ grouping column of the day, month and summary rollups. The rollups are rebuilt t
 defaults, so nothing changes on upgrade).
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-03 07:30:00
 """
 
@@ -28,7 +28,7 @@ from alembic import op
 import models.types
 
 revision = '0015'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -196,9 +196,9 @@ def test_upgrading_to_0015_rebuilds_the_rollups_counting_one_source_per_account_
                               rows=[fact(period, "1", "EC2", "4", payer_account_id="1")])
         session.commit()
     database.get_engine().dispose()
-    command.downgrade(config, "0011")
+    command.downgrade(config, "0012")
     engine = create_engine(unmigrated_url)
-    with engine.begin() as conn:  # what 0011 counted: both sources of account 1, under two payers
+    with engine.begin() as conn:  # what the revision before 0015 counted: both sources of account 1, under two payers
         for table in ("cost_daily_rollups", "cost_monthly_rollups", "cost_summary_rollups"):
             conn.execute(text(f"INSERT INTO {table} SELECT * FROM {table}"))  # noqa: S608 - our tables
     engine.dispose()
