@@ -23,6 +23,7 @@ FOCUS (1.0, 1.1, 1.2) to ``FactRow``
     net_cost          EffectiveCost: FOCUS has no separate "net" figure; EffectiveCost is the
                       cost after negotiated discounts and amortised commitments
     list_cost         ListCost
+    contracted_cost   ContractedCost (missing or NULL: ListCost, the cost where no rate was negotiated)
     usage_quantity    ConsumedQuantity (missing: ``None``)
     usage_unit        ConsumedUnit
     currency          BillingCurrency (1.2's PricingCurrency is ignored: costs are as billed)
@@ -80,6 +81,7 @@ def focus_fact(cells: Cells, period: dt.date) -> FactRow:
         amortized_cost=effective or ZERO,
         net_cost=effective or ZERO,
         list_cost=cells.money("ListCost", required=True) or ZERO,
+        contracted_cost=cells.money("ContractedCost"),  # missing: the list cost (no negotiated rate)
         usage_quantity=cells.number("ConsumedQuantity"),
         usage_unit=cells.text("ConsumedUnit", limit=LIMITS["usage_unit"]),
         currency=parse_currency(cells, "BillingCurrency"),
@@ -128,11 +130,12 @@ def focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False) 
         "amortized_cost": effective,
         "net_cost": effective,
         "list_cost": money("ListCost"),
+        "contracted_cost": pc.coalesce(money("ContractedCost"), money("ListCost")),
         "usage_quantity": quantity,
         "usage_unit": text("ConsumedUnit", limit=LIMITS["usage_unit"]),
         "currency": parsed("BillingCurrency", currency_code, pa.string(), required=True),
     }
-    return pa.table({name: facts[name] for name in ARROW_FACT_COLUMNS})
+    return pa.table({name: facts[name] for name in (*ARROW_FACT_COLUMNS, "contracted_cost")})
 
 
 def _tag_columns(text: str) -> dict[str, str]:

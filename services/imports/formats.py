@@ -64,7 +64,7 @@ LAYOUTS: dict[str, Layout] = {
                   **_same("ServiceName")},
         optional=_same("SubAccountId", "ServiceCategory", "RegionId", "x_UsageType", "SkuId",
                        "ChargeDescription", "ResourceId", "Tags", "ConsumedQuantity",
-                       "ConsumedUnit"),
+                       "ConsumedUnit", "ContractedCost"),
         period="BillingPeriodStart", account="BillingAccountId", currency="BillingCurrency",
         provider="ProviderName",
     ),

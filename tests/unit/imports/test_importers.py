@@ -852,3 +852,23 @@ def test_a_byte_that_is_not_utf8_is_reported_at_its_own_row(db_url, sample, tmp_
         pipeline.import_file(s, path=path)
     assert refused.value.message.startswith(f"row {bad_row}:"), refused.value.message
     assert "UTF-8" in refused.value.message
+
+
+@pytest.mark.parametrize("copy", [lambda s, t: s, _gzip_copy], ids=["csv-columnwise", "gzip"])
+def test_contracted_cost_of_a_focus_file_is_its_contracted_cost_column(db_url, sample, tmp_path, copy):
+    from models import CostSummaryRollup
+    from services.costs import queries
+    from services.identity.permissions import Actor
+
+    path = copy(sample, tmp_path / "focus.csv.gz")
+    with sample.open(newline="", encoding="utf-8") as fh:  # a NULL contracted cost is the list cost
+        expected = sum((Decimal(r["ListCost"] if r["ContractedCost"] == "NULL" else r["ContractedCost"])
+                        for r in csv.DictReader(fh)), Decimal(0))
+    with database.session_scope() as s:
+        pipeline.import_file(s, path=path)
+    with database.session_scope() as s:
+        stored = sum(s.scalars(select(CostSummaryRollup.contracted_cost)), Decimal(0))
+        query = queries.parse_query({"start": "2024-09-01", "end": "2024-10-31", "granularity": "total",
+                                     "metric": "contracted_cost"})
+        answered = queries.query_costs(s, actor=Actor.system(), query=query).total
+    assert stored == answered == expected
