@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import dash_table, dcc, html
 
 from layouts import ids
 
@@ -74,15 +74,22 @@ def account_sources_table(rows: Sequence[AccountSource], labels: dict[str, str])
     def named(sources: Sequence[str]) -> str:
         return ", ".join(labels.get(s, s) for s in sources) or "—"
 
-    return dbc.Table([
-        html.Thead(html.Tr([html.Th(h) for h in ("Month", "Account", "Counted from", "Also held, not added")])),
-        html.Tbody([html.Tr([
-            html.Td(f"{r.billing_period:%Y-%m}"),
-            html.Td(f"{r.account_name} ({r.account_id})" if r.account_name else r.account_id),
-            html.Td(named(r.counted)),
-            html.Td(named(r.also_held), className="small text-body-secondary"),
-        ]) for r in rows]),
-    ], size="sm", hover=True, responsive=True, className="mb-0")
+    columns = [{"id": "month", "name": "Month"}, {"id": "account", "name": "Account"},
+               {"id": "counted", "name": "Counted from"}, {"id": "also_held", "name": "Also held, not added"}]
+    data = [{"month": f"{r.billing_period:%Y-%m}",
+             "account": f"{r.account_name} ({r.account_id})" if r.account_name else r.account_id,
+             "counted": named(r.counted), "also_held": named(r.also_held)} for r in rows]
+    # An organisation holds an account-month per account and month: page it, sortable and filterable.
+    return dash_table.DataTable(
+        columns=columns, data=data, page_size=SOURCES_PAGE_SIZE, sort_action="native", filter_action="native",
+        filter_options={"case": "insensitive", "placeholder_text": "filter"},
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "inherit", "fontSize": "0.875rem", "textAlign": "left", "padding": "0.25rem 0.5rem"},
+        style_header={"fontWeight": "600"}, style_as_list_view=True)
+
+
+#: Account-months per page of the sources table.
+SOURCES_PAGE_SIZE = 15
 
 
 def profiles_card(profiles: Sequence[ProfileRead], *, can_manage: bool) -> dbc.Card:

@@ -52,8 +52,10 @@ def test_the_sources_table_names_the_counted_source_and_those_held_beside_it():
     row = AccountSource(billing_period=dt.date(2026, 10, 1), account_id="111111111111", account_name="web",
                         counted=("cost_explorer",), also_held=("aws_finops",))
     table = layout.account_sources_table([row], SOURCE_LABELS)
-    cells = [cell.children for cell in table.children[1].children[0].children]
-    assert cells == ["2026-10", "web (111111111111)", "Cost Explorer", "aws-finops"]
+    assert [table.data[0][column["id"]] for column in table.columns] == [
+        "2026-10", "web (111111111111)", "Cost Explorer", "aws-finops"]
+    assert [column["name"] for column in table.columns] == ["Month", "Account", "Counted from",
+                                                            "Also held, not added"]
 
 
 def test_with_nothing_to_see_the_sources_table_says_so(app):
