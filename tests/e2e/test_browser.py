@@ -96,8 +96,11 @@ def test_running_job_can_be_cancelled(page, stack):
 
 def test_the_api_docs_page_lists_every_operation_and_tries_one(page, embedded_stack, tmp_path):
     sign_in(page, embedded_stack)
+    document = page.request.get(f"{embedded_stack.base_url}/api/v1/openapi.json").json()
+    operations = sum(len(methods) for methods in document["paths"].values())
+    assert operations >= 19
     page.goto(f"{embedded_stack.base_url}/api/v1/docs/")
-    expect(page.locator(".opblock")).to_have_count(19)
+    expect(page.locator(".opblock")).to_have_count(operations)
     tasks = page.locator(".opblock-get", has_text="/api/v1/tasks/").first
     tasks.locator(".opblock-summary").click()
     tasks.locator("button.try-out__btn").click()
