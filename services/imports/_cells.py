@@ -287,7 +287,6 @@ class TextColumns:
     def money(self, key: str) -> Any:
         """Exact, rounded half-even to the money scale, as ``Cells.money``."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         exact = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
         raw = self.cells.get(key)
@@ -297,17 +296,17 @@ class TextColumns:
                 return raw.cast(exact)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
-        column = self.text(key, required=True)
-        try:  # exact already when no value has more decimals than the money scale
-            return column.cast(exact)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        try:
-            wide = column.cast(pa.decimal128(*_WIDE_MONEY))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise NeedsRowPath from None
-        rounded = pc.round(wide, ndigits=MONEY_SCALE, round_mode="half_to_even")
-        return rounded.cast(exact)
+        return _exact_money(self.text(key, required=True))
+
+    def optional_money(self, key: str) -> Any | None:
+        """As ``money`` for a column a file may leave out or leave empty: None when it holds no value,
+        missing values (empty, NULL) staying null."""
+        if key not in self.cells:
+            return None
+        column = self.text(key)
+        if column.null_count == len(column):
+            return None
+        return _exact_money(column)
 
     def number(self, key: str, scale: int) -> Any:
         """Exact as ``Cells.number``; more decimals than ``scale`` go row by row."""
@@ -322,3 +321,22 @@ class TextColumns:
         import pyarrow as pa
 
         return self.parsed(key, lambda v: billing_period_of(parse_day(v)), pa.date32(), required=True)
+
+
+def _exact_money(column: Any) -> Any:
+    """A text column as exact money, rounded half-even to the money scale; NeedsRowPath when a value
+    is not a number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    exact = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
+    try:  # exact already when no value has more decimals than the money scale
+        return column.cast(exact)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        wide = column.cast(pa.decimal128(*_WIDE_MONEY))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise NeedsRowPath from None
+    rounded = pc.round(wide, ndigits=MONEY_SCALE, round_mode="half_to_even")
+    return rounded.cast(exact)

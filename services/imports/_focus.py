@@ -112,6 +112,8 @@ def focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False) 
     none = pa.scalar("{}", pa.string())
     quantity = columns.number("ConsumedQuantity", QUANTITY_SCALE)
     effective = money("EffectiveCost")
+    list_cost = money("ListCost")
+    contracted = columns.optional_money("ContractedCost")  # missing or NULL: the list cost
     facts = {
         "usage_date": parsed("ChargePeriodStart", parse_day, pa.date32(), required=True),
         "provider": text("ProviderName", required=True, limit=LIMITS["provider"]),
@@ -129,8 +131,8 @@ def focus_batch(cells: dict[str, Any], period: dt.date, *, whole: bool = False) 
         "unblended_cost": money("BilledCost"),
         "amortized_cost": effective,
         "net_cost": effective,
-        "list_cost": money("ListCost"),
-        "contracted_cost": pc.coalesce(money("ContractedCost"), money("ListCost")),
+        "list_cost": list_cost,
+        "contracted_cost": list_cost if contracted is None else pc.coalesce(contracted, list_cost),
         "usage_quantity": quantity,
         "usage_unit": text("ConsumedUnit", limit=LIMITS["usage_unit"]),
         "currency": parsed("BillingCurrency", currency_code, pa.string(), required=True),
