@@ -147,12 +147,18 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+#: The browser tests follow an aws-finops job profile by profile on the page (its bar moves between
+#: them); concurrent groups of profiles are tested against the CLI in tests/integration.
+ONE_PROFILE_AT_A_TIME = {"RUNNER_CONCURRENCY": "1"}
+
+
 def start_embedded(tmp: Path, *, aws_endpoint: str | None = None) -> Stack:
     """Run `finops-dashboard demo` exactly as the README says, in its own instance folder."""
     port = free_port()
     log = tmp / "demo.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")}
-    env.update({"JOB_PLUGINS": "tests.plugins.job_kinds", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    env.update({"JOB_PLUGINS": "tests.plugins.job_kinds", "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                **ONE_PROFILE_AT_A_TIME})
     if aws_endpoint:
         env["AWS_ENDPOINT_URL"] = aws_endpoint
     process = _spawn([CLI, "demo", "--port", str(port), "--instance", str(tmp / "instance")], env, log)
@@ -167,6 +173,7 @@ def start_embedded(tmp: Path, *, aws_endpoint: str | None = None) -> Stack:
 def production_env(tmp: Path, database_url: str, redis_db: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     env.update({
+        **ONE_PROFILE_AT_A_TIME,
         "SECRET_KEY": "integration-" + uuid.uuid4().hex + uuid.uuid4().hex,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": f"redis://{REDIS_HOST}:6379/{redis_db}",

@@ -343,11 +343,15 @@ def judge_aws_finops(command: CliCommand, run: RunResult) -> FinopsProfileResult
 def plan_groups(command: AwsFinopsCommand, concurrency: int) -> list[list[str]]:
     """Split the command's profiles, in order, into at most ``concurrency`` groups of even size.
 
-    A run asking for a PDF holds one profile (a PDF cannot be split per profile).
+    Only cost runs are grouped: a group saves the first "sample" requests of each process. Trend
+    and audit runs cost the same per profile either way, so each profile runs alone (and reports its
+    own progress); so does a run asking for a PDF (a PDF cannot be split per profile). At most
+    ``concurrency`` of the runs go at once whatever their number.
     """
     names = list(command.profiles)
     report_types = getattr(command, "report_types", ["json"])
-    count = len(names) if "pdf" in report_types else max(1, min(concurrency, len(names)))
+    is_grouped = isinstance(command, AwsFinopsCost) and "pdf" not in report_types
+    count = max(1, min(concurrency, len(names))) if is_grouped else len(names)
     size, extra = divmod(len(names), count)
     groups, start = [], 0
     for index in range(count):
@@ -406,14 +410,18 @@ def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | Aw
     share = [0.0] * len(groups)  # each group's part done, in profiles
     reported = -1
 
+    slots = threading.BoundedSemaphore(max(1, runner.config.concurrency))
+
     def work(index: int) -> None:
         group = groups[index]
         single = checked.model_copy(update={"profiles": group, **update})
         try:
-            run = runner.run(single, profiles=[by_name[n] for n in group],
-                             timeout=None if timeout_per_profile is None else timeout_per_profile * len(group),
-                             cancel=stop, on_output=lambda line: events.put(("line", index, line)),
-                             on_progress=lambda pct, _step: events.put(("progress", index, pct)))
+            with slots:  # at most `concurrency` processes at once (a stop ends the running ones)
+                events.put(("start", index, None))
+                run = runner.run(single, profiles=[by_name[n] for n in group],
+                                 timeout=None if timeout_per_profile is None else timeout_per_profile * len(group),
+                                 cancel=stop, on_output=lambda line: events.put(("line", index, line)),
+                                 on_progress=lambda pct, _step: events.put(("progress", index, pct)))
             events.put(("done", index, run))
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
             events.put(("done", index, exc))
@@ -433,7 +441,6 @@ def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | Aw
 
     threads = [threading.Thread(target=work, args=(i,), name=f"aws-finops-group-{i}", daemon=True)
                for i in range(len(groups))]
-    progress(label(groups[0]))
     try:
         for thread in threads:
             thread.start()
@@ -445,7 +452,9 @@ def run_aws_finops_per_profile(*, runner: CliRunner, command: AwsFinopsCost | Aw
                     kind, source, value = events.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                if kind == "line" and on_output is not None:
+                if kind == "start":
+                    progress(label(groups[source]))
+                elif kind == "line" and on_output is not None:
                     on_output(str(value))
                 elif kind == "progress" and isinstance(value, int):
                     share[source] = max(share[source], len(groups[source]) * min(value, 99) / 100)
