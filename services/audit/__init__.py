@@ -106,8 +106,10 @@ def _lock_head(session: Session, *, wait: bool) -> AuditChainHead | None:
                         .values(last_seq=AuditChainHead.last_seq).execution_options(synchronize_session=False))
     head = session.scalar(query)
     if head is None:
-        if session.scalar(select(AuditChainHead.id).where(AuditChainHead.id == 1)) is not None:
-            return None  # it exists: someone else is chaining right now (only when not waiting)
+        if not wait and session.scalar(select(AuditChainHead.id).where(AuditChainHead.id == 1)) is not None:
+            return None  # it exists: someone else is chaining right now
+        # Waiting, it may just have been created by a writer that committed since: the insert below
+        # then does nothing and the locking read finds it.
         # The first event ever: several writers may create the head at once; one row wins.
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         session.execute(insert(AuditChainHead).values(id=1, last_seq=0, last_hash=GENESIS)

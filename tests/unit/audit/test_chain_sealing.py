@@ -78,7 +78,7 @@ def test_a_deferred_row_is_chained_at_once_when_no_one_else_holds_the_head(db_ur
     assert row.seq == 1 and report.is_intact and report.rows == 1 and report.pending == 0
 
 
-def test_concurrent_writers_on_sqlite_each_take_the_next_place_in_the_chain(db_url, backend):
+def test_concurrent_writers_each_take_the_next_place_in_the_chain(db_url, backend):
     import threading
 
     from services import database
