@@ -21,3 +21,15 @@ def percent(value: Decimal | None) -> str:
     if value is None:
         return "—"
     return f"{value:+.1f}%"
+
+
+def exact_money(value: Decimal, currency: str = "USD") -> str:
+    """Format an amount with every decimal it has (at least two): $0.00012345678, $1,234.50."""
+    text = f"{value:,f}"
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    symbol = _SYMBOLS.get(currency)
+    amount = f"{whole}.{fraction}"
+    if symbol is None:
+        return f"{amount} {currency}"
+    return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"

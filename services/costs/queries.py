@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Date, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -149,6 +149,13 @@ def _currencies(session: Session, *, actor: Actor, f: CostFilter) -> list[str]:
     return list(session.scalars(query))
 
 
+def currency_of(session: Session, *, actor: Actor, start: dt.date, end: dt.date,
+                account_ids: tuple[str, ...] = ()) -> str:
+    """The currency of the costs a range holds: "USD" when there are none, "mixed" when several."""
+    found = _currencies(session, actor=actor, f=CostFilter(start=start, end=end, account_ids=account_ids))
+    return found[0] if len(found) == 1 else ("USD" if not found else "mixed")
+
+
 def get_overview(session: Session, *, actor: Actor, cost_filter: CostFilter, today: dt.date) -> Overview:
     """Build the overview for a filter: KPIs, daily trend, top services and cost by account, all
     through the general cost query (so from the smallest rollups, and cached)."""
@@ -196,10 +203,24 @@ def top_n(rows: Iterable[tuple[str, Decimal]], n: int,
 
 Dimension = Literal["account", "service", "region", "usage_type", "charge_category", "team", "cost_center",
                     "environment", "provider", "service_category"]
+#: Any tag key is a dimension too, named ``tag:<key>`` (answered from the cost facts).
+TAG_PREFIX = "tag:"
+TagDimension = Annotated[str, StringConstraints(pattern=r"^tag:[^\x00-\x1f]{1,128}$")]
+AnyDimension = Dimension | TagDimension
 Granularity = Literal["day", "month", "total"]
 OTHER = "Other"
 UNTAGGED = "(untagged)"
 _ALLOCATION_KEYS = frozenset({"team", "cost_center", "environment"})
+
+
+def is_tag(dimension: str) -> bool:
+    """Whether a dimension is a tag key (``tag:<key>``) rather than a fixed column."""
+    return dimension.startswith(TAG_PREFIX)
+
+
+def _labelled_untagged(dimension: str) -> bool:
+    """Whether an empty value of this dimension is shown as the explicit "(untagged)" bucket."""
+    return dimension in _ALLOCATION_KEYS or is_tag(dimension)
 
 
 class CostQuery(BaseModel):
@@ -210,8 +231,8 @@ class CostQuery(BaseModel):
     start: dt.date
     end: dt.date
     granularity: Granularity = "month"
-    group_by: tuple[Dimension, ...] = Field(default=(), max_length=3)
-    filters: dict[Dimension, tuple[str, ...]] = Field(default_factory=dict)
+    group_by: tuple[AnyDimension, ...] = Field(default=(), max_length=3)
+    filters: dict[AnyDimension, tuple[str, ...]] = Field(default_factory=dict)
     metric: Metric = "unblended_cost"
     top_n: int | None = Field(default=None, ge=1, le=100)
 
@@ -258,7 +279,10 @@ class _Table:
         to the actor's accounts, and (a month rollup) sums the same rows as the day tables would."""
         if scoped and not self.per_account:
             return False
-        if not set(dims) | set(query.filters) <= set(self.columns):
+        wanted = set(dims) | set(query.filters)
+        if any(is_tag(d) for d in wanted) and self.name != "cost_facts":
+            return False  # tags are kept on the facts only
+        if not {d for d in wanted if not is_tag(d)} <= set(self.columns):
             return False
         if self.grain == "month":
             return query.granularity != "day" and months_agree and is_whole_months(query.start, query.end)
@@ -360,10 +384,11 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
         date_column >= start, date_column <= query.end)
     for dimension, accepted in query.filters.items():
         column = _column(model, table, dimension)
-        stmt = stmt.where(column.in_(["" if v == UNTAGGED else v for v in accepted]))
+        untagged_bucket = _labelled_untagged(dimension)
+        stmt = stmt.where(column.in_(["" if (untagged_bucket and v == UNTAGGED) else v for v in accepted]))
     if within is not None:
         depth = len(next(iter(within), ()))
-        raw = sorted(tuple("" if (d in _ALLOCATION_KEYS and v == UNTAGGED) else v
+        raw = sorted(tuple("" if (_labelled_untagged(d) and v == UNTAGGED) else v
                            for d, v in zip(dims, k, strict=False)) for k in within)
         # The first key narrows through the index; deeper prefixes are matched as one joined text
         # (a row-value IN list would make the planner try one index probe per pair).
@@ -378,7 +403,7 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
     if selected:
         stmt = stmt.group_by(*selected)
     amounts: _Amounts = {}
-    untagged = [i for i, d in enumerate(dims) if d in _ALLOCATION_KEYS]
+    untagged = [i for i, d in enumerate(dims) if _labelled_untagged(d)]
     prefix = len(next(iter(within))) if within else 0
     first = 1 if period is not None else 0
     for record in session.execute(stmt).all():
@@ -393,7 +418,9 @@ def _amounts(session: Session, *, query: CostQuery, dims: tuple[str, ...], visib
 
 def _column(model: Any, table: _Table, dimension: str) -> Any:
     """A dimension's column in a table; the facts' service category is "" where a source has none,
-    as the rollups keep it."""
+    as the rollups keep it, and a tag's value is "" where a line does not carry the tag."""
+    if is_tag(dimension):
+        return func.coalesce(model.tags[dimension.removeprefix(TAG_PREFIX)].as_string(), "")
     column = getattr(model, table.columns[dimension])
     return func.coalesce(column, "") if table.name == "cost_facts" and dimension == "service_category" else column
 
