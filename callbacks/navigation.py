@@ -11,10 +11,11 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
-from layouts import data, ids, jobs, overview, shell
+from layouts import data, explorer, ids, jobs, overview, shell
 from services import database
 from services.aws import profiles
 from services.aws.regions import AWS_REGIONS
+from services.costs import explorer as explorer_service
 from services.costs import queries
 from services.errors import DomainError
 from services.identity.permissions import Actor
@@ -45,6 +46,21 @@ def _linked_range(query: dict[str, list[str]], today: dt.date) -> tuple[dt.date,
     return (cost_filter.start, cost_filter.end) if cost_filter.end <= today else None
 
 
+def _explorer_page(session: Session, search: str | None) -> list[object]:
+    """The explorer with its controls set from the link's state (the default view and a message
+    when the link does not hold a valid one)."""
+    today = dt.datetime.now(dt.UTC).date()
+    message = None
+    try:
+        state = explorer_service.parse_state(search)
+    except DomainError as exc:
+        state, message = explorer_service.ExplorerState(), f"This link's view could not be opened: {exc.message}"
+    dimensions = [(d, explorer_service.dimension_label(d)) for d in explorer_service.list_dimensions(session)]
+    return explorer.page(state=state, today=today, dimensions=dimensions,
+                         preset_labels=explorer_service.PRESET_LABELS,
+                         query=explorer_service.state_to_query(state), message=message)
+
+
 def render_page(pathname: str | None, search: str | None) -> object:
     """Build the page for a path (the shell around it unless ?embed=1)."""
     path = pathname or "/"
@@ -56,6 +72,8 @@ def render_page(pathname: str | None, search: str | None) -> object:
             today = dt.datetime.now(dt.UTC).date()
             content = overview.page(today=today, accounts=queries.list_accounts(session, actor=actor),
                                     date_range=_linked_range(query, today))
+        elif path == "/explorer":
+            content = _explorer_page(session, search)
         elif path == "/jobs":
             kinds = [(k.name, k.label) for k in job_kinds.list_kinds(actor=actor)]
             content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor, limit=jobs.PAGE_SIZE),

@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc  # noqa: F401 - registers the component 
 from dash import Dash
 from flask import Flask
 
-from callbacks import data, jobs, navigation, overview
+from callbacks import data, explorer, jobs, navigation, overview
 from callbacks.context import actor_payload
 from dashapp.settings import Settings
 from layouts import shell
@@ -60,6 +60,7 @@ def build_dash(server: Flask, settings: Settings) -> Dash:
     app.layout = _root_layout
     navigation.register(app)
     overview.register(app)
+    explorer.register(app)
     jobs.register(app)
     data.register(app)
     return app

@@ -122,7 +122,7 @@ def _content_security_policy(app: Flask) -> str:
         "default-src 'self'",
         f"script-src 'self' {hashes}".strip(),
         "style-src 'self' 'unsafe-inline'",  # Dash components set inline styles
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # the chart toolbar's PNG download draws a blob: image
         "font-src 'self' data:",
         "connect-src 'self'",
         "object-src 'none'",

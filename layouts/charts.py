@@ -37,8 +37,8 @@ PALETTE = (
 )
 OTHER_COLOUR = "#bab0ac"
 OTHER_LABELS = frozenset({"Other"})
-_FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",
-         "size": 12, "color": "#212529"}
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+_FONT = {"family": FONT_FAMILY, "size": 12, "color": "#212529"}
 _GRID = "#e9ecef"
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
@@ -104,12 +104,15 @@ def empty_figure(message: str, *, height: int = 360) -> Figure:
 
 
 def _period_axis(granularity: str) -> dict[str, Any]:
-    axis: dict[str, Any] = {"type": "date", "automargin": True, "gridcolor": _GRID, "showgrid": False}
-    if granularity == "month":
-        axis.update(tickformat="%b %Y", dtick="M1", ticklabelmode="period")
-    else:
-        axis.update(tickformat="%d %b", hoverformat="%d %b %Y")
-    return axis
+    if granularity == "month":  # one labelled category per month, centred under its bar
+        return {"type": "category", "automargin": True, "showgrid": False}
+    return {"type": "date", "automargin": True, "showgrid": False, "tickformat": "%d %b",
+            "hoverformat": "%d %b %Y"}
+
+
+def period_label(period: dt.date, granularity: str) -> str:
+    """A period as its axis shows it: "Oct 2026" for a month, the ISO date for a day."""
+    return f"{period:%b %Y}" if granularity == "month" else period.isoformat()
 
 
 def series_figure(points: Sequence[tuple[dt.date, str, Decimal]], *, keys: Sequence[str], kind: str,
@@ -129,7 +132,7 @@ def series_figure(points: Sequence[tuple[dt.date, str, Decimal]], *, keys: Seque
         amounts = [by_key[key].get(p, Decimal(0)) for p in periods]
         label = labels.get(key, key) or "(none)"
         trace: dict[str, Any] = {
-            "x": [p.isoformat() for p in periods],
+            "x": [period_label(p, granularity) for p in periods],
             "y": [float(a) for a in amounts],
             "name": label,
             "customdata": [[key, exact_money(a, currency)] for a in amounts],

@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from layouts import ids
 
-NAV_ITEMS = (("Overview", "/"), ("Jobs", "/jobs"), ("Data", "/data"))
+NAV_ITEMS = (("Overview", "/"), ("Cost explorer", "/explorer"), ("Jobs", "/jobs"), ("Data", "/data"))
 
 
 def navbar(*, display_name: str, active_path: str) -> dbc.Navbar:
