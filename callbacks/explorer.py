@@ -150,8 +150,13 @@ def explore(search: str | None, current: str | None, preset: str | None, start: 
                     return (no_update,) * _OUTPUTS
                 state = moved
     except DomainError as exc:
-        return (*((no_update,) * (_OUTPUTS - 1)), layout.message(exc.message))
+        return _message(exc.message)
     return show(state, embedded=embedded, search=search)
+
+
+def _message(text: str) -> tuple[object, ...]:
+    """Every output left as it is but the message."""
+    return (*((no_update,) * (_OUTPUTS - 2)), layout.message(text), no_update)
 
 
 def show(state: explorer.ExplorerState, *, embedded: bool, search: str | None) -> tuple[object, ...]:
@@ -162,7 +167,7 @@ def show(state: explorer.ExplorerState, *, embedded: bool, search: str | None) -
         with database.session_scope() as session:
             view = explorer.get_view(session, actor=actor, state=state, today=day)
     except DomainError as exc:
-        return (*((no_update,) * (_OUTPUTS - 1)), layout.message(exc.message))
+        return _message(exc.message)
     start, end = view.start, view.end
     dimension = explorer.dimension_label(state.group_by)
     labels = {k: explorer.display_key(state.group_by, k, view.names) for k, _ in view.keys}
@@ -196,6 +201,7 @@ def show(state: explorer.ExplorerState, *, embedded: bool, search: str | None) -
         query,
         url_search if url_search != (search or "") else no_update,
         None,
+        explorer.shared_filters(state),
     )
 
 
@@ -208,7 +214,7 @@ def export_params(state: explorer.ExplorerState, start: dt.date, end: dt.date) -
     return params
 
 
-_OUTPUTS = len(CONTROLS) + 16
+_OUTPUTS = len(CONTROLS) + 17
 
 
 def filter_choices(dimension: str | None, current: str | None) -> list[dict[str, str]]:
@@ -246,6 +252,7 @@ def register(app: Dash) -> None:
         Output(ids.EXPLORER_STATE, "data"),
         Output(ids.EXPLORER_URL, "search"),
         Output(ids.EXPLORER_MESSAGE, "children"),
+        Output(ids.SHARED_FILTERS, "data"),
         Input(ids.EXPLORER_URL, "search"),
         Input(ids.EXPLORER_STATE, "data"),
         *(Input(component, prop) for component, prop in CONTROLS),

@@ -46,13 +46,15 @@ def _linked_range(query: dict[str, list[str]], today: dt.date) -> tuple[dt.date,
     return (cost_filter.start, cost_filter.end) if cost_filter.end <= today else None
 
 
-def _explorer_page(session: Session, search: str | None) -> list[object]:
+def _explorer_page(session: Session, search: str | None, shared: dict[str, object] | None) -> list[object]:
     """The explorer with its controls set from the link's state (the default view and a message
-    when the link does not hold a valid one)."""
+    when the link does not hold a valid one); a bare link takes the dates and accounts chosen last."""
     today = dt.datetime.now(dt.UTC).date()
     message = None
     try:
         state = explorer_service.parse_state(search)
+        if not explorer_service.state_to_query(state):
+            state = explorer_service.with_shared_filters(state, shared)
     except DomainError as exc:
         state, message = explorer_service.ExplorerState(), f"This link's view could not be opened: {exc.message}"
     dimensions = [(d, explorer_service.dimension_label(d)) for d in explorer_service.list_dimensions(session)]
@@ -61,7 +63,7 @@ def _explorer_page(session: Session, search: str | None) -> list[object]:
                          query=explorer_service.state_to_query(state), message=message)
 
 
-def render_page(pathname: str | None, search: str | None) -> object:
+def render_page(pathname: str | None, search: str | None, shared: dict[str, object] | None = None) -> object:
     """Build the page for a path (the shell around it unless ?embed=1)."""
     path = pathname or "/"
     query = parse_qs((search or "").lstrip("?"))
@@ -73,7 +75,7 @@ def render_page(pathname: str | None, search: str | None) -> object:
             content = overview.page(today=today, accounts=queries.list_accounts(session, actor=actor),
                                     date_range=_linked_range(query, today))
         elif path == "/explorer":
-            content = _explorer_page(session, search)
+            content = _explorer_page(session, search, shared)
         elif path == "/jobs":
             kinds = [(k.name, k.label) for k in job_kinds.list_kinds(actor=actor)]
             content = jobs.page(kinds=kinds, tasks=job_service.list_tasks(session, actor=actor, limit=jobs.PAGE_SIZE),
@@ -92,4 +94,4 @@ def render_page(pathname: str | None, search: str | None) -> object:
 def register(app: Dash) -> None:
     """Register the router."""
     app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"),
-                 State(ids.URL, "search"))(render_page)
+                 State(ids.URL, "search"), State(ids.SHARED_FILTERS, "data"))(render_page)

@@ -34,6 +34,8 @@ def frame(*, page_load_id: str) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.PAGE_LOAD_ID, data=page_load_id),
+        # The dates and accounts chosen last, which follow the user from page to page (this tab only).
+        dcc.Store(id=ids.SHARED_FILTERS, storage_type="session"),
         html.Div(id=ids.PAGE),
     ])
 

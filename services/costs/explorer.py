@@ -223,6 +223,29 @@ def state_to_dict(state: ExplorerState) -> dict[str, object]:
     return state.model_dump(mode="json", exclude_defaults=True)
 
 
+def shared_filters(state: ExplorerState) -> dict[str, object]:
+    """The part of a state that follows the user to other pages: the dates and the accounts."""
+    return {"preset": state.preset, "start": state.start.isoformat() if state.start else None,
+            "end": state.end.isoformat() if state.end else None,
+            "accounts": list(state.fixed().get("account", ()))}
+
+
+def with_shared_filters(state: ExplorerState, shared: Mapping[str, object] | None) -> ExplorerState:
+    """The state with the dates and accounts chosen last on another page (left as it is when they
+    are missing or no longer valid)."""
+    if not shared:
+        return state
+    values = state_to_dict(state)
+    values.update({k: shared.get(k) for k in ("preset", "start", "end")})
+    accounts = shared.get("accounts")
+    if isinstance(accounts, list) and accounts:
+        values["filters"] = {**state.filters, "account": accounts}
+    try:
+        return state_from_dict(values)
+    except InvalidInput:
+        return state
+
+
 # --- moving through states ---------------------------------------------------------------------
 
 def next_dimension(state: ExplorerState) -> str | None:

@@ -57,7 +57,8 @@ def _payload(current: str, changed: str, **values: object) -> dict[str, object]:
                                (ids.EXPLORER_SUMMARY, "children"), (ids.EXPLORER_CRUMBS, "children"),
                                (ids.EXPLORER_FILTERS, "children"), (ids.EXPLORER_CSV, "href"),
                                (ids.EXPLORER_PDF, "href"), (ids.EXPLORER_STATE, "data"),
-                               (ids.EXPLORER_URL, "search"), (ids.EXPLORER_MESSAGE, "children"))]
+                               (ids.EXPLORER_URL, "search"), (ids.EXPLORER_MESSAGE, "children"),
+                               (ids.SHARED_FILTERS, "data"))]
     return {
         "output": "." + "...".join(f".{c}.{p}" for c, p in outputs).replace("....", "...") + "..",
         "outputs": [{"id": c, "property": p} for c, p in outputs],
@@ -111,6 +112,13 @@ def test_a_filter_is_added_and_shown_with_a_link_that_removes_it(signed_in):
     chips = json.dumps(shown["explorer-filters"])
     assert "Service: Amazon S3" in chips and "filter.service" not in chips  # the chip's link drops it
     assert "$2.25" in json.dumps(shown["explorer-summary"])
+
+
+def test_the_dates_and_accounts_follow_the_user_to_other_pages(signed_in):
+    click = {"points": [{"customdata": ["111111111111", "$10.50"]}]}
+    shown = _post(signed_in, _payload(CURRENT, "explorer-graph.clickData", **{"explorer-graph.clickData": click}))
+    assert shown["shared-filters"]["data"] == {"preset": "custom", "start": "2026-01-01", "end": "2026-01-31",
+                                              "accounts": ["111111111111"]}
 
 
 def test_the_address_going_back_shows_its_view(signed_in):

@@ -141,3 +141,14 @@ def test_a_drilled_view_holds_only_the_clicked_keys(loaded):
     view = explorer.get_view(loaded, actor=FINANCE, state=state, today=TODAY)
     assert state.group_by == "usage_type"
     assert [(r.key, r.amount) for r in view.rows] == [("BoxUsage:t3.micro", Decimal("1.75"))]
+
+
+def test_the_dates_and_accounts_chosen_elsewhere_apply_to_a_bare_view_and_bad_ones_are_ignored():
+    shared = {"preset": "custom", "start": "2026-01-01", "end": "2026-01-31", "accounts": ["111111111111"]}
+    state = explorer.with_shared_filters(explorer.ExplorerState(), shared)
+    assert state.date_range(TODAY) == (dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+    assert state.fixed() == {"account": ("111111111111",)}
+    assert explorer.shared_filters(state) == shared
+    assert explorer.with_shared_filters(explorer.ExplorerState(), {"preset": "custom", "start": "2026-02-01",
+                                                                   "end": "2026-01-01"}) == explorer.ExplorerState()
+    assert explorer.with_shared_filters(explorer.ExplorerState(), None) == explorer.ExplorerState()
