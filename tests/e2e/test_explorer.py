@@ -101,3 +101,20 @@ def test_the_explorer_reads_at_820_pixels(page, embedded_stack, tmp_path):
     assert box is not None and box["height"] > 300, box
     assert page.evaluate("document.documentElement.scrollWidth") <= 820
     page.screenshot(path=str(tmp_path / "explorer-820.png"), full_page=True)
+
+
+def test_the_chart_toolbar_downloads_a_png_and_offers_no_outside_service(page, embedded_stack):
+    sign_in(page, embedded_stack)
+    page.goto(f"{embedded_stack.base_url}/explorer")
+    expect(page.locator("#explorer-graph g.point")).not_to_have_count(0)
+    page.locator("#explorer-graph").hover()
+    buttons = page.locator("#explorer-graph .modebar-btn")
+    expect(buttons.first).to_be_attached()
+    titles = [b.get_attribute("data-title") or "" for b in buttons.all()]
+    assert not [t for t in titles if "Chart Studio" in t or "Share" in t or "plotly" in t.lower()], titles
+    with page.expect_download() as download:
+        page.locator("#explorer-graph .modebar-btn[data-title^='Download plot']").click()
+    path = download.value.path()
+    assert path is not None and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not [e for e in page.console_errors if "Content Security Policy" in e or "img-src" in e], \
+        page.console_errors
