@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from layouts import ids
+from layouts import charts, ids
 from layouts.formatting import money, percent
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ METRIC_OPTIONS = [
     {"label": "Amortised", "value": "amortized_cost"},
     {"label": "Net", "value": "net_cost"},
 ]
-CHART_CONFIG = {"displaylogo": False, "responsive": True}
+CHART_CONFIG = charts.CHART_CONFIG
 
 
 def page(*, today: dt.date, accounts: list[tuple[str, str]],
@@ -47,13 +48,12 @@ def page(*, today: dt.date, accounts: list[tuple[str, str]],
         dbc.Row([
             dbc.Col(_card("Daily cost", [
                 html.Div(id=ids.OVERVIEW_TOTAL, className="text-body-secondary small"),
-                dcc.Graph(id=ids.OVERVIEW_TREND, config=CHART_CONFIG),
+                charts.graph(ids.OVERVIEW_TREND, height=320),
             ]), lg=8),
-            dbc.Col(_card("Top services", dcc.Graph(id=ids.OVERVIEW_SERVICES, config=CHART_CONFIG)), lg=4),
+            dbc.Col(_card("Top services", charts.graph(ids.OVERVIEW_SERVICES, height=360)), lg=4),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Cost by account", dcc.Graph(id=ids.OVERVIEW_ACCOUNTS_CHART, config=CHART_CONFIG)),
-                    lg=8),
+            dbc.Col(_card("Cost by account", charts.graph(ids.OVERVIEW_ACCOUNTS_CHART, height=320)), lg=8),
             dbc.Col(job_card(), lg=4),
         ], className="g-3"),
     ]
@@ -79,21 +79,40 @@ def job_card() -> dbc.Card:
     ])
 
 
+def forecast_note(kpis: Kpis, currency: str) -> str:
+    """What the forecast is made of, its range, and AWS's own forecast beside it."""
+    f = kpis.forecast
+    if f is None:
+        return ""
+    note = (f"range {money(f.low, currency, cents=False)}–{money(f.high, currency, cents=False)}; "
+            f"{money(f.daily_rate, currency, cents=False)}/day recurring")
+    if f.one_off_expected:
+        note += f", {money(sum((e.amount for e in f.one_off_expected), Decimal(0)), currency, cents=False)} one-off due"
+    if f.aws is not None:
+        note += f"; AWS: {money(f.aws.mean, currency, cents=False)}"
+        if f.aws.low is not None and f.aws.high is not None:
+            note += f" ({money(f.aws.low, currency, cents=False)}–{money(f.aws.high, currency, cents=False)})"
+    return note
+
+
 def kpi_cards(kpis: Kpis, currency: str) -> dbc.Row:
-    """Return the four headline figures."""
+    """Return the four headline figures, each naming the period it covers."""
+    month = f"{kpis.as_of:%B %Y}"
+    last = (kpis.as_of.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     items = [
-        ("Month to date", money(kpis.month_to_date, currency), f"as of {kpis.as_of:%d %b %Y}"),
-        ("Last month", money(kpis.last_month_total, currency), ""),
-        ("Forecast for month end", money(kpis.forecast_month_end, currency), "linear, last 7 days"),
+        ("Month to date", money(kpis.month_to_date, currency), f"{month}, to {kpis.as_of.isoformat()}"),
+        ("Last month", money(kpis.last_month_total, currency), f"{last:%B %Y}"),
+        ("Forecast for month end", money(kpis.forecast_month_end, currency),
+         f"{month}: {forecast_note(kpis, currency)}"),
         ("Change vs last month", percent(kpis.change_vs_last_month_pct),
-         f"same days last month: {money(kpis.last_month_same_days, currency)}"),
+         f"month to date vs the same days of {last:%B}: {money(kpis.last_month_same_days, currency)}"),
     ]
     return dbc.Row([
         dbc.Col(dbc.Card(dbc.CardBody([
             html.Div(label, className="text-body-secondary small"),
-            html.Div(value, className="fs-4 fw-semibold", **{"data-kpi": label}),
+            html.Div(value, className="fs-4 fw-semibold text-nowrap", **{"data-kpi": label}),
             html.Div(note, className="small text-body-secondary"),
-        ]), className="shadow-sm"), md=3)
+        ]), className="shadow-sm h-100"), xs=12, sm=6, xl=3)
         for label, value, note in items
     ], className="g-3 mb-3")
 

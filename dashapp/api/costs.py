@@ -22,6 +22,7 @@ from dashapp.api.problems import (
 )
 from services import database
 from services.costs import queries
+from services.costs.forecast import Forecast
 
 bp = APIBlueprint("costs", __name__, abp_tags=[Tag(name="costs", description="Cost data")],
                   abp_security=SECURITY, operation_id_callback=operation_id, abp_responses=COMMON_RESPONSES)
@@ -35,12 +36,39 @@ class OverviewQuery(QueryModel):
     metric: queries.Metric = "unblended_cost"
 
 
+class ExpectedChargeOut(BaseModel):
+    day: dt.date
+    category: str
+    amount: Money
+
+
+class AwsForecastOut(BaseModel):
+    mean: Money = Field(description="AWS's forecast of the month's total (booked before it, plus its forecast)")
+    low: Money | None = Field(description="The low end of AWS's 80 % prediction interval")
+    high: Money | None
+    generated_at: dt.datetime | None
+
+
+class ForecastOut(BaseModel):
+    amount: Money
+    low: Money = Field(description="The forecast with the lowest of the last three weeks' daily rates")
+    high: Money
+    booked: Money = Field(description="Costs booked from the 1st to the day before as_of")
+    one_off_booked: Money = Field(description="Of booked, the one-off charges (fees, tax, support, credits)")
+    daily_rate: Money = Field(description="Recurring spend per day over the last complete week")
+    days_left: int = Field(description="Days projected at the daily rate: as_of to the month's end")
+    one_off_expected: list[ExpectedChargeOut] = Field(
+        description="One-off charges last month booked on a day still ahead, expected again")
+    aws: AwsForecastOut | None = Field(description="AWS's own forecast, where it was collected (whole organisation)")
+
+
 class KpisOut(BaseModel):
     month_to_date: Money
     last_month_total: Money
     forecast_month_end: Money
     change_vs_last_month_pct: Money | None
     as_of: dt.date
+    forecast: ForecastOut | None = None
 
 
 class NamedAmount(BaseModel):
@@ -76,11 +104,23 @@ def get_overview(query: OverviewQuery) -> Response:
         total=data.total,
         kpis=KpisOut(month_to_date=k.month_to_date, last_month_total=k.last_month_total,
                      forecast_month_end=k.forecast_month_end,
-                     change_vs_last_month_pct=k.change_vs_last_month_pct, as_of=k.as_of),
+                     change_vs_last_month_pct=k.change_vs_last_month_pct, as_of=k.as_of,
+                     forecast=_forecast_out(k.forecast)),
         daily=[NamedAmount(key=d.isoformat(), amount=v) for d, v in data.daily],
         top_services=[NamedAmount(key=s, amount=v) for s, v in data.top_services],
         by_account=[NamedAmount(key=a, name=n, amount=v) for a, n, v in data.by_account],
     ))
+
+
+def _forecast_out(f: Forecast | None) -> ForecastOut | None:
+    if f is None:
+        return None
+    aws = None if f.aws is None else AwsForecastOut(mean=f.aws.mean, low=f.aws.low, high=f.aws.high,
+                                                      generated_at=f.aws.generated_at)
+    return ForecastOut(amount=f.amount, low=f.low, high=f.high, booked=f.booked, one_off_booked=f.one_off_booked,
+                       daily_rate=f.daily_rate, days_left=f.days_left, aws=aws, one_off_expected=[
+                           ExpectedChargeOut(day=e.day, category=e.category, amount=e.amount)
+                           for e in f.one_off_expected])
 
 
 _DIMENSIONS: tuple[str, ...] = get_args(queries.Dimension)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import Date, cast, func, select, type_coerce
@@ -17,6 +17,9 @@ from models.types import money_sum
 from services import audit, months
 from services.identity.permissions import Actor, visible_account_ids
 from services.validation import parse
+
+if TYPE_CHECKING:
+    from services.costs.forecast import Forecast
 
 Metric = Literal["unblended_cost", "amortized_cost", "net_cost", "list_cost", "contracted_cost"]
 METRIC_LABELS: dict[str, str] = {
@@ -60,6 +63,7 @@ class Kpis:
     forecast_month_end: Decimal
     change_vs_last_month_pct: Decimal | None
     as_of: dt.date
+    forecast: Forecast | None = None
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,10 @@ def _ask(session: Session, *, actor: Actor, metric: Metric, start: dt.date, end:
 
 def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids: tuple[str, ...],
                  today: dt.date) -> Kpis:
-    """Month to date, last month, the same days of last month, and a month-end forecast.
+    """Month to date, last month, the same days of last month, and a month-end forecast (see
+    ``services.costs.forecast``: recurring spend projected, one-off charges where they fall)."""
+    from services.costs import forecast as forecasting
 
-    The forecast is month to date plus the average of the last seven days (today excluded,
-    since today's costs are still arriving) times the days left in the month.
-    """
     def total(start: dt.date, end: dt.date) -> Decimal:
         return _ask(session, actor=actor, metric=metric, start=start, end=end, account_ids=account_ids).total
 
@@ -106,19 +109,16 @@ def compute_kpis(session: Session, *, actor: Actor, metric: Metric, account_ids:
     last_month = total(last_month_start, last_month_end)
     # the same day of last month, or its last day when last month is shorter
     same_days = total(last_month_start, min(last_month_start + dt.timedelta(days=today.day - 1), last_month_end))
-    recent_end = today - dt.timedelta(days=1)
-    recent = total(recent_end - dt.timedelta(days=6), recent_end)
-    days_in_month = months.month_end(today).day
-    remaining = days_in_month - today.day
-    forecast = mtd + (recent / 7) * remaining if remaining > 0 else mtd
+    forecast = forecasting.get_forecast(session, actor=actor, metric=metric, account_ids=account_ids, today=today)
     change = ((mtd - same_days) / same_days * 100) if same_days else None
     return Kpis(
         month_to_date=mtd,
         last_month_total=last_month,
         last_month_same_days=same_days,
-        forecast_month_end=forecast.quantize(Decimal("0.01")),
+        forecast_month_end=forecast.amount,
         change_vs_last_month_pct=change.quantize(Decimal("0.1")) if change is not None else None,
         as_of=today,
+        forecast=forecast,
     )
 
 
