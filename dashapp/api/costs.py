@@ -8,6 +8,7 @@ from typing import get_args
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field, create_model
+from werkzeug.datastructures import MultiDict
 
 from callbacks.context import current_actor
 from dashapp.api.problems import (
@@ -156,15 +157,28 @@ class CostResultOut(BaseModel):
     rows: list[CostRowOut]
 
 
-@bp.get("/costs/", responses={200: CostResultOut})
-def query_costs(query: CostsQuery) -> Response:  # type: ignore[valid-type]  # a model built above
-    """Costs by any dimensions: a range, a grain (day, month or total), groups, filters and a metric."""
-    values = query.model_dump()  # type: ignore[attr-defined]
-    cost_query = queries.parse_query({
+def cost_query_from_args(args: MultiDict[str, str]) -> queries.CostQuery:
+    """Read a cost query from a query string exactly as ``GET /api/v1/costs/`` does (raises
+    pydantic's ValidationError for unknown or malformed parameters, InvalidInput for the rest)."""
+    lists = {"group_by", *(f"filter.{d}" for d in _DIMENSIONS)}
+    raw = {k: (args.getlist(k) if k in lists else args.get(k)) for k in args}
+    return cost_query_of(CostsQuery.model_validate(raw))
+
+
+def cost_query_of(query: BaseModel) -> queries.CostQuery:
+    """The cost question a validated ``CostsQuery`` asks."""
+    values = query.model_dump()
+    return queries.parse_query({
         "start": values["start"], "end": values["end"], "granularity": values["granularity"],
         "group_by": values["group_by"], "metric": values["metric"], "top_n": values["top_n"],
         "filters": {d: values[f"filter_{d}"] for d in _DIMENSIONS if values[f"filter_{d}"]},
     })
+
+
+@bp.get("/costs/", responses={200: CostResultOut})
+def query_costs(query: CostsQuery) -> Response:  # type: ignore[valid-type]  # a model built above
+    """Costs by any dimensions: a range, a grain (day, month or total), groups, filters and a metric."""
+    cost_query = cost_query_of(query)
     with database.session_scope() as session:
         result = queries.query_costs(session, actor=current_actor(), query=cost_query, is_view=True)
     return json_response(CostResultOut(table=result.table, total=result.total, rows=[

@@ -65,7 +65,8 @@ def test_dash_callback_without_csrf_token_is_refused(client, session):
     sign_in_and_enrol(client, "ivy")
     body = {"output": "page-content.children", "outputs": {"id": "page-content", "property": "children"},
             "inputs": [{"id": "url", "property": "pathname", "value": "/jobs"}], "changedPropIds": [],
-            "state": [{"id": "url", "property": "search", "value": ""}]}
+            "state": [{"id": "url", "property": "search", "value": ""},
+                      {"id": "shared-filters", "property": "data", "value": None}]}
     assert client.post("/_dash-update-component", json=body).status_code == 400
     ok = client.post("/_dash-update-component", json=body, headers=dash_headers(client))
     assert ok.status_code == 200 and b"Jobs" in ok.data
@@ -115,7 +116,8 @@ OTHER_ORIGINS = ["https://evil.example", "null", "http://localhost:8050", "https
                  "http://localhost.evil.example"]
 DASH_BODY = {"output": "page-content.children", "outputs": {"id": "page-content", "property": "children"},
              "inputs": [{"id": "url", "property": "pathname", "value": "/jobs"}], "changedPropIds": [],
-             "state": [{"id": "url", "property": "search", "value": ""}]}
+             "state": [{"id": "url", "property": "search", "value": ""},
+                       {"id": "shared-filters", "property": "data", "value": None}]}
 
 
 def test_every_unsafe_route_refuses_a_request_from_another_origin(app, client):
