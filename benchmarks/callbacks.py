@@ -69,7 +69,7 @@ def build(url: str, admin_url: str, *, rows: int, rebuild: bool) -> None:
     migrate(url)
     engine = create_engine(url)
     with engine.connect() as conn:
-        held = conn.execute(text("SELECT count(*) FROM cost_rollups")).scalar_one()
+        held = conn.execute(text("SELECT count(*) FROM cost_monthly_rollups")).scalar_one()
     engine.dispose()
     if held:
         print(f"reusing {name}")
