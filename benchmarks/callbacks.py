@@ -186,9 +186,11 @@ def profile(label: str, run: Callable[[], Any], *, cold: bool) -> None:
     run()
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"(services|callbacks|layouts)/", 12)
+    stats.sort_stats("tottime").print_stats(8)
     print(f"\n--- profile, {'cold' if cold else 'warm'}: {label}")
-    print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+    print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
 
 
 def main() -> None:
@@ -218,7 +220,8 @@ def main() -> None:
     redis.Redis.from_url(args.redis_url).flushdb()
     settings = Settings(SECRET_KEY=secrets.token_hex(32), DATABASE_URL=url,  # type: ignore[call-arg]
                         ENCRYPTION_KEYS=Keyring.generate_spec(), AUDIT_HMAC_KEY="benchmark-audit-key-0123",
-                        EMBEDDED=False, REDIS_URL=args.redis_url, SESSION_COOKIE_SECURE=False,
+                        EMBEDDED=False, REDIS_URL=args.redis_url, CELERY_BROKER_URL=args.redis_url,
+                        SESSION_COOKIE_SECURE=False,
                         INSTANCE_DIR=Path(tempfile.mkdtemp()), LOG_FORMAT="text", LOG_LEVEL="WARNING",
                         RATE_LIMIT_LOGIN="1000/m", RATE_LIMIT_API="100000/m")
     app = create_app(settings)

@@ -115,6 +115,6 @@ def test_the_chart_toolbar_downloads_a_png_and_offers_no_outside_service(page, e
     with page.expect_download() as download:
         page.locator("#explorer-graph .modebar-btn[data-title^='Download plot']").click()
     path = download.value.path()
-    assert path is not None and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [e for e in page.console_errors if "Content Security Policy" in e or "img-src" in e], \
         page.console_errors
