@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from services import audit, months
 from services.costs import queries
-from services.costs.queries import OTHER, AnyDimension, CostQuery, Metric
+from services.costs.queries import OTHER, AnyDimension, CostQuery, CostResult, CostRow, Metric
 from services.errors import InvalidInput
 from services.identity.permissions import Actor
 from services.validation import invalid
@@ -372,6 +372,20 @@ def account_names(session: Session) -> dict[str, str]:
     return {a: n for a, n in session.execute(select(AwsAccount.account_id, AwsAccount.name)).all() if n}
 
 
+def totals_by_key(chart: CostResult) -> CostResult | None:
+    """The chart's answer summed over its periods, one row per key, or None when top-N folded keys
+    into "Other" (then only the query without top-N knows every key's total)."""
+    totals: dict[tuple[str, ...], Decimal] = {}
+    for row in chart.rows:
+        if OTHER in row.keys:
+            return None
+        totals[row.keys] = totals.get(row.keys, Decimal(0)) + row.amount
+    rows = [CostRow(None, keys, amount) for keys, amount in totals.items()]
+    rows.sort(key=lambda r: (-r.amount, r.keys))
+    query = chart.query.model_copy(update={"granularity": "total", "top_n": None})
+    return CostResult(query=query, rows=tuple(rows), total=chart.total, table=chart.table)
+
+
 def get_view(session: Session, *, actor: Actor, state: ExplorerState, today: dt.date,
              page_size: int = PAGE_SIZE) -> ExplorerView:
     """Compute the explorer's chart series, totals and one table page for a state (audited once)."""
@@ -380,7 +394,7 @@ def get_view(session: Session, *, actor: Actor, state: ExplorerState, today: dt.
     names = account_names(session)
     chart = queries.query_costs(session, actor=actor, query=_query(
         state, start, end, granularity=state.granularity, top_n=CHART_TOP_N))
-    keyed = queries.query_costs(session, actor=actor, query=_query(state, start, end))
+    keyed = totals_by_key(chart) or queries.query_costs(session, actor=actor, query=_query(state, start, end))
     previous = queries.query_costs(session, actor=actor, query=_query(state, prev_start, prev_end)) \
         if state.compare else None
     series = [(r.period, r.keys[0], r.amount) for r in chart.rows if r.period is not None]

@@ -152,3 +152,32 @@ def test_the_dates_and_accounts_chosen_elsewhere_apply_to_a_bare_view_and_bad_on
     assert explorer.with_shared_filters(explorer.ExplorerState(), {"preset": "custom", "start": "2026-02-01",
                                                                    "end": "2026-01-01"}) == explorer.ExplorerState()
     assert explorer.with_shared_filters(explorer.ExplorerState(), None) == explorer.ExplorerState()
+
+
+def _monthly_by_service(session, top_n: int) -> queries.CostResult:  # type: ignore[no-untyped-def]
+    return queries.query_costs(session, actor=FINANCE, query=queries.CostQuery.model_validate({
+        "start": dt.date(2026, 1, 1), "end": dt.date(2026, 3, 31), "granularity": "month",
+        "group_by": ("service",), "top_n": top_n}))
+
+
+def test_the_keys_totals_come_from_the_chart_when_nothing_was_folded(loaded):
+    derived = explorer.totals_by_key(_monthly_by_service(loaded, 10))
+    asked = queries.query_costs(loaded, actor=FINANCE, query=queries.CostQuery.model_validate({
+        "start": dt.date(2026, 1, 1), "end": dt.date(2026, 3, 31), "granularity": "total",
+        "group_by": ("service",)}))
+    assert derived is not None
+    assert [(r.keys, r.amount) for r in derived.rows] == [(r.keys, r.amount) for r in asked.rows]
+    assert derived.total == asked.total and all(r.period is None for r in derived.rows)
+
+
+def test_the_keys_totals_are_asked_for_when_the_chart_folded_keys_into_other(loaded):
+    assert explorer.totals_by_key(_monthly_by_service(loaded, 1)) is None
+
+
+def test_a_folded_chart_still_lists_every_key_in_the_table(loaded, monkeypatch):
+    monkeypatch.setattr(explorer, "CHART_TOP_N", 1)
+    state = explorer.ExplorerState(preset="custom", start=dt.date(2026, 1, 1), end=dt.date(2026, 3, 31),
+                                   group_by="service")
+    folded = explorer.get_view(loaded, actor=FINANCE, state=state, today=TODAY)
+    assert queries.OTHER in {k for _, k, _ in folded.series}
+    assert sorted(r.key for r in folded.rows) == ["AWS Lambda", "Amazon EC2", "Amazon S3"]
