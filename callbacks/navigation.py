@@ -11,14 +11,14 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from callbacks.context import current_actor
-from layouts import data, explorer, ids, jobs, overview, shell
+from layouts import admin, data, explorer, ids, jobs, overview, shell
 from services import database
 from services.aws import profiles
 from services.aws.regions import AWS_REGIONS
 from services.costs import explorer as explorer_service
 from services.costs import queries
 from services.errors import DomainError
-from services.identity.permissions import Actor
+from services.identity.permissions import Actor, may_open, pages_for
 from services.jobs import kinds as job_kinds
 from services.jobs import lifecycle as job_service
 from services.jobs import schedules
@@ -70,7 +70,9 @@ def render_page(pathname: str | None, search: str | None, shared: dict[str, obje
     embedded = query.get("embed") == ["1"]
     actor = current_actor()
     with database.session_scope() as session:
-        if path == "/":
+        if not may_open(actor, path):
+            content = shell.not_found(path)
+        elif path == "/":
             today = dt.datetime.now(dt.UTC).date()
             content = overview.page(today=today, accounts=queries.list_accounts(session, actor=actor),
                                     date_range=_linked_range(query, today))
@@ -83,12 +85,14 @@ def render_page(pathname: str | None, search: str | None, shared: dict[str, obje
         elif path == "/data":
             content = data.page(profiles=profiles.list_profiles(session, actor=actor),
                                 can_manage=actor.has_role("admin"), regions=sorted(AWS_REGIONS))
+        elif path == "/admin":
+            content = admin.page()
         elif (match := JOB_PATH.match(path)) is not None:
             content = _job_detail(session, actor=actor, task_id=int(match.group(1)))
         else:
             content = shell.not_found(path)
     return shell.page(content=content, display_name=current_user.display_name, path=path,
-                      embedded=embedded)
+                      embedded=embedded, nav_items=pages_for(actor))
 
 
 def register(app: Dash) -> None:

@@ -57,6 +57,7 @@ def build_dash(server: Flask, settings: Settings) -> Dash:
         serve_locally=True,
         compress=False,
     )
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     app.layout = _root_layout
     navigation.register(app)
     overview.register(app)

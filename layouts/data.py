@@ -135,6 +135,8 @@ def profiles_table(profiles: Sequence[ProfileRead]) -> dbc.Table:
 
 
 def _field(label: str, name: str, control: object) -> html.Div:
+    if isinstance(control, dbc.Input):  # a label around its input names it (its id is not a string)
+        return html.Div(html.Label([label, control], className="form-label d-block"), className="mb-2")
     return html.Div([dbc.Label(label), control], className="mb-2")
 
 

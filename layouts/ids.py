@@ -4,6 +4,7 @@ URL = "url"
 PAGE = "page-content"
 PAGE_LOAD_ID = "page-load-id"
 NAVBAR = "navbar"
+ADMIN_CONTENT = "admin-content"
 
 OVERVIEW_RANGE = "overview-range"
 OVERVIEW_ACCOUNTS = "overview-accounts"

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from layouts import ids
 
-NAV_ITEMS = (("Overview", "/"), ("Cost explorer", "/explorer"), ("Jobs", "/jobs"), ("Data", "/data"))
 
-
-def navbar(*, display_name: str, active_path: str) -> dbc.Navbar:
-    """Return the top navigation bar for a signed-in user."""
+def navbar(*, display_name: str, active_path: str, nav_items: Sequence[tuple[str, str]]) -> dbc.Navbar:
+    """Return the top navigation bar for a signed-in user, linking to ``nav_items`` (label, path)."""
     links = [
         dbc.NavItem(dbc.NavLink(label, href=href, active=(href == active_path)))
-        for label, href in NAV_ITEMS
+        for label, href in nav_items
     ]
     return dbc.Navbar(
         dbc.Container([
@@ -40,12 +40,13 @@ def frame(*, page_load_id: str) -> html.Div:
     ])
 
 
-def page(*, content: object, display_name: str, path: str, embedded: bool) -> html.Div:
+def page(*, content: object, display_name: str, path: str, embedded: bool,
+         nav_items: Sequence[tuple[str, str]]) -> html.Div:
     """Wrap a page's content, with navigation unless it is embedded in a portal."""
     body = dbc.Container(content, fluid=True, className="pb-4")
     if embedded:
         return html.Div(body, className="pt-3")
-    return html.Div([navbar(display_name=display_name, active_path=path), body])
+    return html.Div([navbar(display_name=display_name, active_path=path, nav_items=nav_items), body])
 
 
 def not_found(path: str) -> html.Div:

@@ -72,3 +72,27 @@ def visible_account_ids(session: Session, *, actor: Actor) -> frozenset[str] | N
             )
         )
     return frozenset(a for a in accounts if a)
+
+
+#: The app's pages, in navigation order, with the roles that may open each one. The navigation
+#: and the router both read this, so a page hidden from a role's navigation is also not found
+#: when its address is typed in. Jobs: those who start jobs, and auditors who review them; Data:
+#: admins, who manage profiles, and engineers, who are granted them; Administration: admins.
+PAGES: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("Overview", "/", frozenset(ROLES)),
+    ("Cost explorer", "/explorer", frozenset(ROLES)),
+    ("Jobs", "/jobs", JOB_ROLES | {"auditor"}),
+    ("Data", "/data", frozenset({"admin", "engineering"})),
+    ("Administration", "/admin", frozenset({"admin"})),
+)
+
+
+def pages_for(actor: Actor) -> list[tuple[str, str]]:
+    """Return the (label, path) of the pages the actor may open, in navigation order."""
+    return [(label, path) for label, path, roles in PAGES if actor.has_role(*roles)]
+
+
+def may_open(actor: Actor, path: str) -> bool:
+    """Tell whether the actor may open the page at ``path`` (a job's page follows /jobs)."""
+    base = "/jobs" if path.startswith("/jobs/") else path
+    return any(base == page_path and actor.has_role(*roles) for _, page_path, roles in PAGES)
