@@ -1,8 +1,8 @@
 """/api/v1/*: the JSON API. flask-openapi3 validates each request with its pydantic models and builds
 the OpenAPI 3.1 description from them (/api/v1/openapi.json); /api/v1/docs/ browses it.
 
-One module per area (``costs``, ``profiles``, ``tasks``, ``schedules``, ``tag_aliases``), each an APIBlueprint nested
-in the one here; errors everywhere are ``application/problem+json`` (``problems``).
+One module per area (``costs``, ``profiles``, ``tasks``, ``schedules``, ``tag_aliases``, ``views``),
+each an APIBlueprint nested in the one here; errors everywhere are ``application/problem+json`` (``problems``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask_openapi3 import APIBlueprint, OpenAPI
 from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
-from dashapp.api import costs, profiles, schedules, tag_aliases, tasks
+from dashapp.api import costs, profiles, schedules, tag_aliases, tasks, views
 from dashapp.api.problems import operation_id, problem, shared_api_limit
 
 PREFIX = "/api/v1"
@@ -27,7 +27,7 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 bp = APIBlueprint("api", __name__, url_prefix=PREFIX, operation_id_callback=operation_id)
-for _area in (costs, profiles, tasks, schedules, tag_aliases):
+for _area in (costs, profiles, tasks, schedules, tag_aliases, views):
     bp.register_api(_area.bp)
 
 _DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
