@@ -94,7 +94,7 @@ def register(app: Dash) -> None:
         ],
         progress=[Output(ids.JOB_PROGRESS, "value"), Output(ids.JOB_PROGRESS, "label"),
                   Output(ids.JOB_STEP, "children")],
-        progress_default=[0, "", "Starting..."],
+        progress_default=[0, "0%", "Starting..."],
         cancel=[Input(ids.JOB_CANCEL, "n_clicks")],
         interval=500,
         prevent_initial_call=True,

@@ -93,9 +93,9 @@ def page(*, state: ExplorerState, today: dt.date, dimensions: Sequence[tuple[str
             dbc.CardHeader(dbc.Row([
                 dbc.Col(html.Nav(id=ids.EXPLORER_CRUMBS, **{"aria-label": "Drill-down"}), xs=12, md=True),
                 dbc.Col(html.Div([
-                    html.A("CSV", id=ids.EXPLORER_CSV, href="#", className="btn btn-sm btn-outline-secondary",
+                    html.A("CSV", id=ids.EXPLORER_CSV, href="#", className="btn btn-sm btn-outline-dark",
                            download=""),
-                    html.A("PDF", id=ids.EXPLORER_PDF, href="#", className="btn btn-sm btn-outline-secondary ms-1",
+                    html.A("PDF", id=ids.EXPLORER_PDF, href="#", className="btn btn-sm btn-outline-dark ms-1",
                            download=""),
                 ]), xs="auto"),
             ], className="align-items-center g-2")),

@@ -53,8 +53,7 @@ def page(*, today: dt.date, accounts: list[tuple[str, str]],
             dbc.Col(_card("Top services", charts.graph(ids.OVERVIEW_SERVICES, height=360)), lg=4),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Cost by account", charts.graph(ids.OVERVIEW_ACCOUNTS_CHART, height=320)), lg=8),
-            dbc.Col(job_card(), lg=4),
+            dbc.Col(_card("Cost by account", charts.graph(ids.OVERVIEW_ACCOUNTS_CHART, height=320)), lg=12),
         ], className="g-3"),
     ]
 
@@ -68,7 +67,7 @@ def job_card() -> dbc.Card:
     return _card("Maintenance", [
         html.P("Rebuild the rollup tables from the cost facts, one billing period at a time.",
                className="small text-body-secondary"),
-        dbc.Progress(id=ids.JOB_PROGRESS, value=0, label="", striped=True, animated=False,
+        dbc.Progress(id=ids.JOB_PROGRESS, value=0, label="0%", striped=True, animated=False,
                      className="mb-2", style={"height": "1.25rem"}),
         html.Div(id=ids.JOB_STEP, className="small text-body-secondary"),
         html.Div(id=ids.JOB_STATUS, className="small mb-2", children="Not started."),
